@@ -1,0 +1,89 @@
+"""All of stillroom.toml, validated with pydantic. Each stage owns one small file in this folder."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from stillroom.errors import ConfigError
+from stillroom.settings.base import Section
+from stillroom.settings.ingest import ChunkingSettings, IngestSettings
+
+
+class Settings(Section):
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Files → clean text.")
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Clean text → chunks.")
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found — run `stillroom init` to create it") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return validate_settings(data, path)
+
+
+def validate_settings(data: dict[str, Any], path: Path | str = "stillroom.toml") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{path}: {len(e.errors())} invalid setting(s):"]
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(_allowed_keys(Settings, err["loc"][:-1]))
+                lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+            else:
+                lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def default_toml() -> str:
+    """stillroom.toml as `init` writes it: every setting at its default, each with its comment."""
+    out = ["# stillroom project settings. Every key is shown at its default; unknown keys are errors.",
+           "# API keys never go here: use environment variables or a key file (see README)."]
+    for name, field in Settings.model_fields.items():
+        out += ["", f"# {field.description}", f"[{name}]"]
+        out += _section_lines(getattr(Settings(), name))
+    return "\n".join(out) + "\n"
+
+
+def _section_lines(section: BaseModel) -> list[str]:
+    lines: list[str] = []
+    for key, field in type(section).model_fields.items():
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"{key} = {_toml_value(getattr(section, key))}")
+    return lines
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, BaseModel):
+        return _toml_value(v.model_dump())
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
