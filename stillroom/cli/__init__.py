@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 
 from stillroom.cli.app import app
 from stillroom.errors import StillroomError
 
-# One line per command module; each registers its commands on `app` when imported.
-COMMAND_MODULES = (
-    "stillroom.cli.init",
-    "stillroom.cli.ingest",
-    "stillroom.cli.status",
-)
-
-for _mod in COMMAND_MODULES:
-    importlib.import_module(_mod)
+# Every module in this folder registers its commands on `app` when imported: a new command is one new file.
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if _info.name != "app":
+        importlib.import_module(f"{__name__}.{_info.name}")
 
 
 def main() -> None:

@@ -10,12 +10,22 @@ from pydantic import BaseModel, Field, ValidationError
 
 from stillroom.errors import ConfigError
 from stillroom.settings.base import Section
+from stillroom.settings.curate import CurateSettings
+from stillroom.settings.distill import DistillSettings
+from stillroom.settings.export import ExportSettings
 from stillroom.settings.ingest import ChunkingSettings, IngestSettings
+from stillroom.settings.review import ReviewSettings
+from stillroom.settings.train import TrainSettings
 
 
 class Settings(Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Files → clean text.")
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Clean text → chunks.")
+    distill: DistillSettings = Field(default_factory=DistillSettings, description="Chunks → training items.")
+    curate: CurateSettings = Field(default_factory=CurateSettings, description="Scores, duplicates, quotas, gates, review sampling.")
+    export: ExportSettings = Field(default_factory=ExportSettings, description="Approved items → versioned snapshots.")
+    review: ReviewSettings = Field(default_factory=ReviewSettings, description="The review web app.")
+    train: TrainSettings = Field(default_factory=TrainSettings, description="Training defaults (a train.toml overrides).")
 
 
 def load_settings(path: Path) -> Settings:

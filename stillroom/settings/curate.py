@@ -1,0 +1,9 @@
+"""[curate] settings. Owned by the curate stage; add fields here (each with a description: it becomes the comment in stillroom.toml)."""
+
+from __future__ import annotations
+
+from stillroom.settings.base import Section
+
+
+class CurateSettings(Section):
+    pass

@@ -1,0 +1,9 @@
+"""[train] settings. Owned by the train stage; add fields here (each with a description: it becomes the comment in stillroom.toml)."""
+
+from __future__ import annotations
+
+from stillroom.settings.base import Section
+
+
+class TrainSettings(Section):
+    pass
