@@ -43,3 +43,6 @@ class ExtractError(StillroomError):
     def __init__(self, path: str, problem: str, hint: str = "") -> None:
         self.path, self.problem, self.hint = path, problem, hint
         super().__init__(f"{path}: {problem}" + (f" — {hint}" if hint else ""))
+
+    def __reduce__(self):  # crosses process boundaries intact (ingest workers return it)
+        return (type(self), (self.path, self.problem, self.hint))
