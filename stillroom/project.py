@@ -66,11 +66,16 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
         root = explicit.resolve()
         if not (root / CONFIG_NAME).is_file():
             raise ProjectNotFound(f"{root} is not a stillroom project (no {CONFIG_NAME}) — run `stillroom init {explicit}`")
-        return Project(root)
+        return _loaded(Project(root))
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():
-            return Project(folder)
+            return _loaded(Project(folder))
     raise ProjectNotFound(
         f"no stillroom project in {here} or any folder above it — run `stillroom init` here or pass --project DIR"
     )
+
+
+def _loaded(project: Project) -> Project:
+    project.settings  # every command validates stillroom.toml before doing anything
+    return project

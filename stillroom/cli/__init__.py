@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 
 from stillroom.cli.app import app
-from stillroom.errors import StillroomError
 
 # Every module in this folder registers its commands on `app` when imported: a new command is one new file.
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -16,9 +14,4 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 
 def main() -> None:
-    """Usage errors exit 2 (typer's own handling); a StillroomError is one clean message, no traceback."""
-    try:
-        app()
-    except StillroomError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
+    app()

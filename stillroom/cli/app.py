@@ -9,9 +9,24 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+from stillroom.errors import StillroomError
+
+
+class _Group(TyperGroup):
+    """Turns a StillroomError from any command into one clean line on stderr and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except StillroomError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
 
 
 app = typer.Typer(
+    cls=_Group,
     name="stillroom",
     help="Turn your documents into a curated fine-tuning dataset and a trained adapter.",
     no_args_is_help=True,

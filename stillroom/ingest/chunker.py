@@ -138,7 +138,7 @@ def chunk_pages(pages: Iterable[CleanPage], counter: Counter, cfg: ChunkingSetti
         new = make(atoms)
         content_new = sum(a.tokens for a in atoms if not a.heading)
         if pending is not None and content_new < cfg.min_tokens and pending.heading_path == new.heading_path \
-                and pending.n_tokens + new.n_tokens <= cfg.max_tokens * 1.25 and new.start <= pending.end + 2:
+                and pending.n_tokens + new.n_tokens <= cfg.max_tokens and new.start <= pending.end + 2:
             merged = pending_atoms + [a for a in atoms if a.start >= pending.end]
             pending, pending_atoms = make(merged), merged
             return

@@ -34,6 +34,7 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
     seconds: float = 0.0
+    sha_of: dict[str, str] = field(default_factory=dict, repr=False)  # path → content hash, for this run
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "documents": self.documents, "pages": self.pages, "chunks": self.chunks,
@@ -53,7 +54,7 @@ def ingest_paths(store: Store, settings: Settings, paths: list[str], *, password
     report.skipped = inputs.skipped
     with store.session():
         _start_run(store, report, paths)
-        todo = _plan(store, settings, inputs.files, report)
+        todo, twins = _plan(store, settings, inputs.files, report)
         if on_total:
             on_total(len(todo))
         for path, outcome in _process_all(todo, settings, passwords):
@@ -66,14 +67,33 @@ def ingest_paths(store: Store, settings: Settings, paths: list[str], *, password
                 report.chunks += len(outcome.chunks)
             if progress:
                 progress(Path(path).name, 0 if isinstance(outcome, ExtractError) else len(outcome.pages))
+        _settle_twins(store, twins, report)
         report.seconds = time.perf_counter() - t0
         _finish_run(store, report)
     return report
 
 
-def _plan(store: Store, settings: Settings, files: list[Path], report: IngestReport) -> list[tuple[str, str, int]]:
-    """Hash every file (streaming) and keep those whose bytes are new; record paths whose bytes are known."""
+def _settle_twins(store: Store, twins: list[tuple[str, str]], report: IngestReport) -> None:
+    """Files with the same bytes as another file of this batch share its outcome."""
+    errors = {sha: msg for (path, msg) in report.failed for sha in [report.sha_of.get(path)] if sha}
+    for path, sha in twins:
+        if sha in errors:
+            report.failed.append((path, errors[sha]))
+        else:
+            with store.transaction() as con:
+                _add_version(con, path, sha)
+            report.known_content += 1
+
+
+def _plan(store: Store, settings: Settings, files: list[Path],
+          report: IngestReport) -> tuple[list[tuple[str, str, int]], list[tuple[str, str]]]:
+    """Hash every file (streaming) and keep those whose bytes are new; record paths whose bytes are known.
+
+    Returns the files to process and the "twins": files whose bytes equal an earlier file of this batch.
+    """
     todo: list[tuple[str, str, int]] = []
+    twins: list[tuple[str, str]] = []
+    planned: set[str] = set()
     limit = settings.ingest.max_file_mb * 1024 * 1024
     for path in files:
         try:
@@ -86,17 +106,21 @@ def _plan(store: Store, settings: Settings, files: list[Path], report: IngestRep
         except FileNotFoundError:
             report.failed.append((str(path), "vanished before it could be read — put it back and run ingest again"))
             continue
+        report.sha_of[str(path)] = sha
         latest = store.query("SELECT document_id FROM document_versions WHERE path = ? ORDER BY version DESC LIMIT 1",
                              [str(path)])
         if latest and latest[0][0] == sha:
             report.unchanged += 1
+        elif sha in planned:
+            twins.append((str(path), sha))
         elif store.scalar("SELECT count(*) FROM documents WHERE id = ?", [sha]):
             with store.transaction() as con:
                 _add_version(con, str(path), sha)
             report.known_content += 1
         else:
+            planned.add(sha)
             todo.append((str(path), sha, size))
-    return todo
+    return todo, twins
 
 
 def _process_all(todo: list[tuple[str, str, int]], settings: Settings,
@@ -161,7 +185,7 @@ def _safe(path: str, sha: str, size: int, settings: Settings, passwords: tuple[s
 
 
 def _add_version(con, path: str, document_id: str) -> None:
-    v = con.execute("SELECT coalesce(max(version), 0) FROM document_versions WHERE path = ?", [path]).fetchone()[0]
+    v = con.execute("SELECT coalesce(max(version), 0) FROM document_versions WHERE path = ?", [path]).fetchall()[0][0]
     con.execute("INSERT INTO document_versions (path, version, document_id) VALUES (?, ?, ?)", [path, v + 1, document_id])
 
 

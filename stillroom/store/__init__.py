@@ -116,23 +116,28 @@ class Store:
         return rows[0][0] if rows else None
 
 
-def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list],
-                   conflict: str = "DO NOTHING") -> int:
+def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> int:
     """Bulk insert through Arrow: ~200× faster than executemany into a keyed table.
 
-    `columns` maps column name → values (all the same length). Rows whose key exists are left
-    as they are (`conflict`), which is what makes content-hash inserts idempotent.
+    `columns` maps column name → values (all the same length). In a table with a key, rows whose
+    key exists are left as they are, which is what makes content-hash inserts idempotent.
     """
     import pyarrow as pa
 
     n = len(next(iter(columns.values()), []))
     if n == 0:
         return 0
+    keyed = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
+                        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [table]).fetchall()[0][0]
     name = f"_stillroom_insert_{table}"
+    cols = ", ".join(columns)
     con.register(name, pa.table(columns))
     try:
-        cols = ", ".join(columns)
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name} ON CONFLICT {conflict}")
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}"
+                    + (" ON CONFLICT DO NOTHING" if keyed else ""))
     finally:
-        con.unregister(name)
+        try:
+            con.unregister(name)
+        except duckdb.Error:
+            pass  # the transaction is already aborted; the caller's error is the one that matters
     return n
