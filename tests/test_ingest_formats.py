@@ -164,3 +164,13 @@ def test_bad_inputs_reported_and_batch_continues(tmp_path):
     assert "Traceback" not in result.stderr
     unlocked = run("ingest", str(inputs / "locked.pdf"), "--password", "s3cret", "--json", cwd=root)
     assert unlocked.returncode == 0 and json.loads(unlocked.stdout)["documents"] == 1
+
+
+def test_file_vanishing_mid_run_is_reported(tmp_path, project):
+    from stillroom.ingest.pipeline import _process_all
+
+    path = tmp_path / "gone.md"
+    path.write_text("# Gone\n\nSoon.\n", encoding="utf-8")
+    path.unlink()  # hashed and planned, then deleted before extraction
+    [(name, outcome)] = list(_process_all([(str(path), "0" * 64, 10)], project.settings, ()))
+    assert "vanished" in str(outcome) and name == str(path)

@@ -43,9 +43,11 @@ def _from_tokenizer_json(path: Path, name: str) -> Counter:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
+    # encode_batch_fast skips character offsets, which counting does not need (about 2x faster).
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
 
     def count(texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+        return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
     return Counter(name, count)
 
 

@@ -55,13 +55,17 @@ class _Fonts:
 
 
 def _line_text(line: dict) -> tuple[str, float, bool]:
-    spans = [s for s in line["spans"] if s["text"].strip()]
-    text = "".join(s["text"] for s in line["spans"]).strip()
-    if not spans:
-        return text, 0.0, False
-    size = max(round(s["size"], 1) for s in spans)
-    bold = all(s["flags"] & 16 or "bold" in s["font"].lower() for s in spans)
-    return text, size, bold
+    text = size = 0.0
+    parts: list[str] = []
+    bold = True
+    for span in line["spans"]:
+        t = span["text"]
+        parts.append(t)
+        if t.strip():
+            size = max(size, span["size"])
+            bold = bold and bool(span["flags"] & 16 or "Bold" in span["font"] or "bold" in span["font"])
+    text = "".join(parts).strip()
+    return text, round(size, 1), bold and size > 0
 
 
 def _page_blocks(page_dict: dict, fonts: _Fonts) -> list[Block]:
