@@ -57,16 +57,18 @@ def ingest_paths(store: Store, settings: Settings, paths: list[str], *, password
         todo, twins = _plan(store, settings, inputs.files, report)
         if on_total:
             on_total(len(todo))
+        batch = _Batch(store)
         for path, outcome in _process_all(todo, settings, passwords):
             if isinstance(outcome, ExtractError):
                 report.failed.append((path, f"{outcome.problem}" + (f" — {outcome.hint}" if outcome.hint else "")))
             else:
-                _write(store, outcome)
+                batch.add(outcome)
                 report.documents += 1
                 report.pages += len(outcome.pages)
                 report.chunks += len(outcome.chunks)
             if progress:
                 progress(Path(path).name, 0 if isinstance(outcome, ExtractError) else len(outcome.pages))
+        batch.flush()
         _settle_twins(store, twins, report)
         report.seconds = time.perf_counter() - t0
         _finish_run(store, report)
@@ -76,13 +78,12 @@ def ingest_paths(store: Store, settings: Settings, paths: list[str], *, password
 def _settle_twins(store: Store, twins: list[tuple[str, str]], report: IngestReport) -> None:
     """Files with the same bytes as another file of this batch share its outcome."""
     errors = {sha: msg for (path, msg) in report.failed for sha in [report.sha_of.get(path)] if sha}
-    for path, sha in twins:
-        if sha in errors:
-            report.failed.append((path, errors[sha]))
-        else:
-            with store.transaction() as con:
-                _add_version(con, path, sha)
-            report.known_content += 1
+    report.failed += [(path, errors[sha]) for path, sha in twins if sha in errors]
+    known = [(path, sha) for path, sha in twins if sha not in errors]
+    if known:
+        with store.transaction() as con:
+            _add_versions(con, known)
+        report.known_content += len(known)
 
 
 def _plan(store: Store, settings: Settings, files: list[Path],
@@ -94,6 +95,7 @@ def _plan(store: Store, settings: Settings, files: list[Path],
     todo: list[tuple[str, str, int]] = []
     twins: list[tuple[str, str]] = []
     planned: set[str] = set()
+    hashed: list[tuple[Path, str, int]] = []
     limit = settings.ingest.max_file_mb * 1024 * 1024
     for path in files:
         try:
@@ -107,19 +109,27 @@ def _plan(store: Store, settings: Settings, files: list[Path],
             report.failed.append((str(path), "vanished before it could be read — put it back and run ingest again"))
             continue
         report.sha_of[str(path)] = sha
-        latest = store.query("SELECT document_id FROM document_versions WHERE path = ? ORDER BY version DESC LIMIT 1",
-                             [str(path)])
-        if latest and latest[0][0] == sha:
+        hashed.append((path, sha, size))
+    paths = [str(p) for p, _, _ in hashed]
+    latest = dict(store.query("SELECT path, arg_max(document_id, version) FROM document_versions "
+                              "WHERE path IN (SELECT unnest(?)) GROUP BY path", [paths]))
+    stored = {r[0] for r in store.query("SELECT id FROM documents WHERE id IN (SELECT unnest(?))",
+                                        [[sha for _, sha, _ in hashed]])}
+    known: list[tuple[str, str]] = []
+    for path, sha, size in hashed:
+        if latest.get(str(path)) == sha:
             report.unchanged += 1
         elif sha in planned:
             twins.append((str(path), sha))
-        elif store.scalar("SELECT count(*) FROM documents WHERE id = ?", [sha]):
-            with store.transaction() as con:
-                _add_version(con, str(path), sha)
-            report.known_content += 1
+        elif sha in stored:
+            known.append((str(path), sha))
         else:
             planned.add(sha)
             todo.append((str(path), sha, size))
+    if known:
+        with store.transaction() as con:
+            _add_versions(con, known)
+        report.known_content += len(known)
     return todo, twins
 
 
@@ -184,33 +194,74 @@ def _safe(path: str, sha: str, size: int, settings: Settings, passwords: tuple[s
         return e
 
 
-def _add_version(con, path: str, document_id: str) -> None:
-    v = con.execute("SELECT coalesce(max(version), 0) FROM document_versions WHERE path = ?", [path]).fetchall()[0][0]
-    con.execute("INSERT INTO document_versions (path, version, document_id) VALUES (?, ?, ?)", [path, v + 1, document_id])
+def _add_versions(con, pairs: list[tuple[str, str]]) -> None:
+    """Each (path, document id) becomes that path's next version."""
+    paths = [p for p, _ in pairs]
+    current = dict(con.execute("SELECT path, max(version) FROM document_versions WHERE path IN (SELECT unnest(?)) "
+                               "GROUP BY path", [paths]).fetchall())
+    versions = []
+    for path in paths:
+        current[path] = current.get(path, 0) + 1
+        versions.append(current[path])
+    insert_columns(con, "document_versions", {"path": paths, "version": versions,
+                                              "document_id": [d for _, d in pairs]})
 
 
-def _write(store: Store, doc: DocResult) -> None:
-    """One transaction: a crash anywhere inside leaves no trace of this document, and a re-run redoes it."""
+class _Batch:
+    """Finished documents wait here and are written together: each DuckDB statement costs milliseconds,
+    so one transaction per document would make the store, not extraction, the bottleneck.
+
+    A batch holds whole documents only, so a crash still never leaves half a document; it loses at
+    most the batch in hand, which a re-run redoes.
+    """
+
+    MAX_DOCS, MAX_CHUNKS, MAX_AGE_S = 64, 5000, 1.0
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.docs: list[DocResult] = []
+        self.chunks = 0
+        self.since = 0.0
+
+    def add(self, doc: DocResult) -> None:
+        if not self.docs:
+            self.since = time.monotonic()
+        self.docs.append(doc)
+        self.chunks += len(doc.chunks)
+        if (len(self.docs) >= self.MAX_DOCS or self.chunks >= self.MAX_CHUNKS
+                or time.monotonic() - self.since >= self.MAX_AGE_S):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.docs:
+            _write(self.store, self.docs)
+            self.docs, self.chunks = [], 0
+
+
+def _write(store: Store, docs: list[DocResult]) -> None:
+    """One transaction for whole documents: a crash anywhere inside leaves no trace of them."""
+    pages = [(d.sha256, p) for d in docs for p in d.pages]
+    chunks = [(d, c, cid) for d in docs for c, cid in zip(d.chunks, d.chunk_ids)]
     with store.transaction() as con:
-        con.execute(
-            "INSERT INTO documents (id, file_name, format, size_bytes, n_pages, encoding, title, normalized, "
-            "dropped_lines, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [doc.sha256, Path(doc.path).name, doc.format, doc.size, doc.n_pages, doc.encoding, doc.title,
-             doc.normalized, doc.dropped_lines, json.dumps(doc.meta, ensure_ascii=False, default=str)])
+        insert_columns(con, "documents", {
+            "id": [d.sha256 for d in docs], "file_name": [Path(d.path).name for d in docs],
+            "format": [d.format for d in docs], "size_bytes": [d.size for d in docs],
+            "n_pages": [d.n_pages for d in docs], "encoding": [d.encoding for d in docs],
+            "title": [d.title for d in docs], "normalized": [d.normalized for d in docs],
+            "dropped_lines": [d.dropped_lines for d in docs],
+            "meta": [json.dumps(d.meta, ensure_ascii=False, default=str) for d in docs]})
         insert_columns(con, "pages", {
-            "document_id": [doc.sha256] * len(doc.pages), "page_no": [p.number for p in doc.pages],
-            "char_start": [p.char_start for p in doc.pages], "text": [p.text for p in doc.pages],
-            "normalized": [p.normalized for p in doc.pages]})
-        chunks = doc.chunks
+            "document_id": [sha for sha, _ in pages], "page_no": [p.number for _, p in pages],
+            "char_start": [p.char_start for _, p in pages], "text": [p.text for _, p in pages],
+            "normalized": [p.normalized for _, p in pages]})
         insert_columns(con, "chunks", {
-            "id": [content_id("chk", [doc.sha256, c.start, c.end, c.text]) for c in chunks],
-            "document_id": [doc.sha256] * len(chunks), "seq": [c.seq for c in chunks],
-            "page_start": [c.page_start for c in chunks], "page_end": [c.page_end for c in chunks],
-            "char_start": [c.start for c in chunks], "char_end": [c.end for c in chunks],
-            "heading_path": [c.heading_path for c in chunks], "text": [c.text for c in chunks],
-            "n_tokens": [c.n_tokens for c in chunks], "tokenizer": [doc.tokenizer] * len(chunks),
-            "has_figures": [c.has_figures for c in chunks]})
-        _add_version(con, doc.path, doc.sha256)
+            "id": [cid for _, _, cid in chunks], "document_id": [d.sha256 for d, _, _ in chunks],
+            "seq": [c.seq for _, c, _ in chunks], "page_start": [c.page_start for _, c, _ in chunks],
+            "page_end": [c.page_end for _, c, _ in chunks], "char_start": [c.start for _, c, _ in chunks],
+            "char_end": [c.end for _, c, _ in chunks], "heading_path": [c.heading_path for _, c, _ in chunks],
+            "text": [c.text for _, c, _ in chunks], "n_tokens": [c.n_tokens for _, c, _ in chunks],
+            "tokenizer": [d.tokenizer for d, _, _ in chunks], "has_figures": [c.has_figures for _, c, _ in chunks]})
+        _add_versions(con, [(d.path, d.sha256) for d in docs])
 
 
 def _start_run(store: Store, report: IngestReport, paths: list[str]) -> None:

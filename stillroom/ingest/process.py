@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stillroom.errors import ExtractError
+from stillroom.ids import content_id
 from stillroom.ingest.chunker import Chunk, chunk_pages
 from stillroom.ingest.clean import clean_pages
 from stillroom.ingest.extractors import check_content, extractor_for
@@ -36,6 +37,7 @@ class DocResult:
     pages: list[PageRow] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     dropped_lines: int = 0
+    chunk_ids: list[str] = field(default_factory=list)
 
     @property
     def normalized(self) -> bool:
@@ -84,6 +86,7 @@ def process_file(path: str, sha256: str, size: int, settings: Settings, password
     result.chunks = list(chunk_pages(keep(cleaned), _counter, settings.chunking, offsets))
     for row, start in zip(result.pages, offsets):
         row.char_start = start
+    result.chunk_ids = [content_id("chk", [sha256, c.start, c.end, c.text]) for c in result.chunks]
     if not result.chunks:
         if saw_images:
             raise ExtractError(path, "no text layer (scanned or image-only) — OCR is not configured",

@@ -95,6 +95,10 @@ class Store:
                 self._in_tx = False
             self._yield_if_contended()
 
+    def others_waiting(self) -> bool:
+        """True when another live process is queued for this project's database."""
+        return self._lock.others_waiting()
+
     def _yield_if_contended(self) -> None:
         held = time.monotonic() - self._lock.acquired_at
         if self._pinned == 0 and self._con is not None and held > HOLD_WHEN_CONTENDED_S and self._lock.others_waiting():
@@ -116,6 +120,9 @@ class Store:
         return rows[0][0] if rows else None
 
 
+_KEYED: dict[str, bool] = {}
+
+
 def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> int:
     """Bulk insert through Arrow: ~200× faster than executemany into a keyed table.
 
@@ -127,8 +134,11 @@ def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str
     n = len(next(iter(columns.values()), []))
     if n == 0:
         return 0
-    keyed = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
-                        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [table]).fetchall()[0][0]
+    if table not in _KEYED:  # the schema only changes through migrations, so once per process is enough
+        _KEYED[table] = bool(con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
+            "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [table]).fetchall()[0][0])
+    keyed = _KEYED[table]
     name = f"_stillroom_insert_{table}"
     cols = ", ".join(columns)
     con.register(name, pa.table(columns))
