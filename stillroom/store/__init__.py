@@ -138,6 +138,8 @@ def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str
         _KEYED[table] = bool(con.execute(
             "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
             "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [table]).fetchall()[0][0])
+    else:  # a statement also closes a caller's half-read result, which register() refuses to follow
+        con.execute("SELECT 1").fetchall()
     keyed = _KEYED[table]
     name = f"_stillroom_insert_{table}"
     cols = ", ".join(columns)

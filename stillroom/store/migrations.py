@@ -167,7 +167,7 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
         item_id VARCHAR PRIMARY KEY,
         priority DOUBLE NOT NULL,
         reason VARCHAR NOT NULL,        -- hard_fail, low_score, audit
-        stratum VARCHAR,
+        stratum VARCHAR,                -- task × document × score band (audit sample)
         lease_owner VARCHAR,
         lease_expires TIMESTAMP,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
@@ -180,6 +180,8 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
         decision VARCHAR NOT NULL,      -- approve, reject, edit, undo
         reason_code VARCHAR,
         note VARCHAR,
+        undoes VARCHAR,                 -- for an undo: the id of the decision it withdraws
+        seq BIGINT NOT NULL DEFAULT 0,  -- order of decisions (timestamps can tie within a batch)
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
     );
     CREATE TABLE users (
@@ -202,6 +204,7 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
         path VARCHAR NOT NULL,
         format VARCHAR NOT NULL,
         manifest JSON NOT NULL,
+        n_items BIGINT NOT NULL DEFAULT 0,
         forced BOOLEAN NOT NULL DEFAULT false,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
     );
@@ -217,7 +220,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
 def migrate(con: duckdb.DuckDBPyConnection, db_path: Path) -> int:
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL, "
                 "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
-    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     if current > len(MIGRATIONS):
         raise SchemaTooNew(
             f"{db_path}: database schema version {current} is newer than this stillroom knows "

@@ -1,0 +1,77 @@
+"""Snapshot formats: one small module each, registered in EXPORTERS.
+
+An exporter says how one item becomes one record. The fast way is `line_sql`: a DuckDB expression
+over the item columns (id, task, messages and meta as JSON, question, answer) that builds the whole
+JSON line, so a million records are made in vectorised SQL, not a Python loop. The simple way is
+`record(item)` in Python (used when `line_sql` is None). A format with its own file type (Parquet)
+overrides `write`; `extra_files` adds files beside the splits (LLaMA-Factory's dataset_info.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from stillroom.registry import Registry
+
+EXPORTERS: Registry[type["Exporter"]] = Registry("export format", modules=tuple(
+    f"stillroom.curate.exporters.{name}" for name in ("alpaca", "sharegpt", "openai", "llamafactory", "parquet")))
+
+BASE_COLUMNS = "id, task, messages::VARCHAR AS messages, meta::VARCHAR AS meta, question, answer"
+
+
+class Exporter:
+    """Subclass, give `line_sql` or implement `record`, register with @EXPORTERS.register(name)."""
+
+    suffix = ".jsonl"
+    line_sql: str | None = None
+
+    @property
+    def projection(self) -> str:
+        """What the store is asked for: the finished line, or the item columns for `record`/`write`."""
+        return f"{self.line_sql} AS line" if self.line_sql else BASE_COLUMNS
+
+    def record(self, item: dict) -> dict:
+        raise NotImplementedError
+
+    def write(self, path: Path, batches: Iterable[Any]) -> int:
+        """JSON Lines from Arrow record batches; the same items give the same bytes, whatever the batch size."""
+        n = 0
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            for batch in batches:
+                if self.line_sql:
+                    lines = batch.column(0).to_pylist()
+                else:
+                    lines = [json.dumps(self.record(item), ensure_ascii=False, separators=(",", ":"))
+                             for item in items_of(batch)]
+                if lines:
+                    f.write("\n".join(lines) + "\n")
+                n += len(lines)
+        return n
+
+    def extra_files(self, splits: dict[str, str]) -> dict[str, Any]:
+        """Files beside the splits (name → JSON-able content); `splits` maps split name → file name."""
+        return {}
+
+
+def items_of(batch: Any) -> list[dict]:
+    cols = batch.to_pydict()
+    return [{"id": i, "task": t, "messages": json.loads(m), "meta": json.loads(x) if x else None,
+             "question": q, "answer": a}
+            for i, t, m, x, q, a in zip(cols["id"], cols["task"], cols["messages"], cols["meta"], cols["question"],
+                                        cols["answer"])]
+
+
+def with_ids(item: dict, body: dict) -> dict:
+    """Every record, whatever the format, carries id and task (and meta when there is any)."""
+    out = {"id": item["id"], "task": item["task"], **body}
+    if item.get("meta"):
+        out["meta"] = item["meta"]
+    return out
+
+
+def json_line(body: str) -> str:
+    """SQL for a line with id, task, the fields in `body` (SQL struct entries) and meta when there is any."""
+    return (f"CASE WHEN meta IS NULL OR meta::VARCHAR IN ('{{}}', 'null') THEN to_json({{'id': id, 'task': task, {body}}}) "
+            f"ELSE to_json({{'id': id, 'task': task, {body}, 'meta': meta}}) END")

@@ -1,0 +1,35 @@
+"""The question stands on its own (a trained model never sees "the passage"), is a real question, and has a sensible length."""
+
+from __future__ import annotations
+
+import re
+
+from stillroom.curate.scorers import SCORERS, ItemView, Score, Scorer
+
+_CONTEXT_BOUND = re.compile(
+    r"(?i)上文|下文|本文|文中|原文|该文档|本文档|这份文档|此文档|这篇文章|该文章|以上材料|上述材料|根据材料|材料中|文段|段落中|"
+    r"根据(?:以上|上述|所给|提供的)|这段(?:话|文字)|\b(?:this|the|above|following|given|provided) "
+    r"(?:document|passage|text|article|excerpt|context|paragraph|material)\b|\baccording to the (?:text|passage|document)\b")
+_ASKS = re.compile(
+    r"(?i)[?？]\s*$|什么|多少|哪|如何|怎么|怎样|为什么|为何|是否|是不是|吗|几|请|列出|说明|解释|描述|简述|概括|比较|计算|"
+    r"^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|should|would|will|"
+    r"list|explain|describe|summari[sz]e|compare|calculate|give|name|state|outline)\b")
+
+
+@SCORERS.register("clarity")
+class Clarity(Scorer):
+    version = 1
+
+    def score(self, item: ItemView) -> Score | None:
+        q = (item.question or "").strip()
+        problems = []
+        if bound := _CONTEXT_BOUND.search(q):
+            problems.append(f"refers to a context the model will not see: {bound.group()!r}")
+        if not _ASKS.search(q):
+            problems.append("not phrased as a question or request")
+        if len(q) < self.settings.question_min_chars:
+            problems.append(f"shorter than {self.settings.question_min_chars} characters")
+        if len(q) > self.settings.question_max_chars:
+            problems.append(f"longer than {self.settings.question_max_chars} characters")
+        penalties = {0: 1.0, 1: 0.5, 2: 0.25}
+        return Score(penalties.get(len(problems), 0.0), {"problems": problems})

@@ -1,0 +1,57 @@
+"""Not cut off, and about what was asked: the question's key terms (or the task's key points) appear in the answer."""
+
+from __future__ import annotations
+
+import re
+
+from stillroom.curate.scorers import SCORERS, ItemView, Score, Scorer
+from stillroom.curate.scorers._text import gram_size, ngrams, normalise
+
+_CLOSED = re.compile(r"[。！？.!?…”』」）)\]}>`*|\d%]\s*$")
+# Grams made of question words say nothing about what was asked; subtracting a set is far cheaper than a regex.
+_QUESTION_GRAMS = frozenset(
+    g for w in ("什么", "多少", "哪些", "哪个", "哪里", "如何", "怎么", "怎样", "为什么", "是否", "是不是", "吗", "呢",
+                "请问", "根据", "可以", "需要", "what", "which", "when", "where", "how many", "how much", "does the",
+                "is the", "are the", "what is the", "of the")
+    for g in ngrams(w, 2) | ngrams(w, 4))
+
+
+@SCORERS.register("completeness")
+class Completeness(Scorer):
+    version = 1
+
+    def score(self, item: ItemView) -> Score | None:
+        answer = item.assistant_text.strip()
+        if not answer:
+            return Score(0.0, {"problems": ["empty answer"]})
+        problems = []
+        # A short answer may end without a full stop ("500元"); a long one that stops mid-word was cut off.
+        truncated = (item.meta.get("finish_reason") == "length" or _unbalanced(answer)
+                     or (len(answer) > 120 and not _CLOSED.search(answer)))
+        if truncated:
+            problems.append("answer looks cut off")
+        points = item.meta.get("key_points")
+        if points:
+            hits = [p for p in points if _covered(str(p), answer)]
+            coverage = len(hits) / len(points)
+            missed = [p for p in points if p not in hits]
+            if missed:
+                problems.append(f"key points not addressed: {missed[:5]}")
+        else:
+            n = gram_size(item.question)
+            terms = ngrams(item.question, n) - _QUESTION_GRAMS
+            coverage = len(terms & item.answer_grams(n)) / len(terms) if terms else 1.0
+            coverage = min(1.0, coverage * 2)  # an answer rarely repeats the whole question; half its terms is plenty
+            if coverage < 0.5:
+                problems.append("few of the question's key terms are addressed")
+        value = (0.3 if truncated else 1.0) * (0.4 + 0.6 * coverage)
+        return Score(value, {"truncated": truncated, "coverage": round(coverage, 3), "problems": problems})
+
+
+def _covered(point: str, answer: str) -> bool:
+    grams = ngrams(point)
+    return normalise(point) in normalise(answer) or bool(grams) and len(grams & ngrams(answer)) / len(grams) >= 0.6
+
+
+def _unbalanced(text: str) -> bool:
+    return text.count("```") % 2 == 1 or text.count("{") != text.count("}") or text.count("[") != text.count("]")
