@@ -68,18 +68,30 @@ def default_toml() -> str:
     """stillroom.toml as `init` writes it: every setting at its default, each with its comment."""
     out = ["# stillroom project settings. Every key is shown at its default; unknown keys are errors.",
            "# API keys never go here: use environment variables or a key file (see README)."]
+    defaults = Settings()
     for name, field in Settings.model_fields.items():
-        out += ["", f"# {field.description}", f"[{name}]"]
-        out += _section_lines(getattr(Settings(), name))
+        out += _table_lines(name, field.description, getattr(defaults, name))
     return "\n".join(out) + "\n"
 
 
-def _section_lines(section: BaseModel) -> list[str]:
-    lines: list[str] = []
+def _table_lines(path: str, description: str | None, section: BaseModel) -> list[str]:
+    """Plain keys first, then nested settings as their own [a.b] tables, so each stays editable."""
+    lines = ["", f"# {description}" if description else "", f"[{path}]"]
+    lines = [line for line in lines if line or line == ""]
+    nested = []
     for key, field in type(section).model_fields.items():
-        if field.description:
-            lines.append(f"# {field.description}")
-        lines.append(f"{key} = {_toml_value(getattr(section, key))}")
+        value = getattr(section, key)
+        if isinstance(value, BaseModel):
+            nested.append((f"{path}.{key}", field.description, value))
+        elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+            nested += [(f"{path}.{key}.{k}", field.description if i == 0 else None, v)
+                       for i, (k, v) in enumerate(value.items())]
+        else:
+            if field.description:
+                lines.append(f"# {field.description}")
+            lines.append(f"{key} = {_toml_value(value)}")
+    for sub_path, sub_description, sub in nested:
+        lines += _table_lines(sub_path, sub_description, sub)
     return lines
 
 
