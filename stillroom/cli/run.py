@@ -19,6 +19,7 @@ def run(
     task: Annotated[Optional[list[str]], typer.Option("--task", "-t", metavar="NAME", help="Task (repeatable).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
                                      help="Snapshot format: alpaca, sharegpt, openai, llamafactory, parquet.")] = "openai",
+    limit: Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Distill only the first N chunks.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Export although a quality gate fails (recorded).")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -39,7 +40,7 @@ def run(
     if not store.scalar("SELECT count(*) FROM chunks"):
         raise StillroomError("no chunks to distill: every input failed (see above) — fix the inputs and run again")
     out.say("[bold]2/4 distill[/bold]")
-    distilled = DistillRun(proj, Options(tasks=task, provider=provider),
+    distilled = DistillRun(proj, Options(tasks=task, provider=provider, limit=limit),
                            on_event=lambda msg: out.say(f"[yellow]{msg}[/yellow]")).execute()
     out.say("[bold]3/4 curate[/bold]")
     curated = curate(store, settings)
