@@ -124,11 +124,19 @@ def register_scripted(monkeypatch) -> None:
 def set_provider(project: Project, name: str, pool: dict | None = None, **values: object) -> None:
     """Give one provider its own [distill.providers.NAME] table (the others keep their defaults);
     `pool` sets [distill.providers] keys such as backoff_s."""
-    text = project.config_path.read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if not line.startswith("providers = ")]
-    lines += ["", "[distill.providers]"] + [f"{k} = {json.dumps(v)}" for k, v in (pool or {}).items()]
-    lines += ["", f"[distill.providers.{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    project.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tables = {"distill.providers": dict(pool or {}), f"distill.providers.{name}": dict(values)}
+    out, table = [], None
+    for line in project.config_path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            table = line.strip("[] ")
+            out.append(line)
+            out += [f"{k} = {json.dumps(v)}" for k, v in tables.get(table, {}).items()]
+            continue
+        key = line.split("=", 1)[0].strip()
+        if table in tables and key in tables[table] and not line.startswith("#"):
+            continue  # replaced by the value written under the table's header
+        out.append(line)
+    project.config_path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
 def many_chunks(n: int) -> list[str]:
