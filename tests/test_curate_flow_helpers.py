@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from stillroom.ids import content_id
-from stillroom.project import init_project
-
-
-def new_project(root: Path):
-    project, _ = init_project(root)
-    return project, project.store()
+from tests.test_curate_scoring_helpers import add_chunk, new_project  # noqa: F401 (new_project is used by the flow tests)
 
 
 def add_doc(store, doc: str, text: str = "员工出差住宿标准为每晚500元。", seq: int = 0) -> str:
-    chunk_id = content_id("chk", {"doc": doc, "seq": seq, "text": text})
-    with store.transaction() as con:
-        con.execute("INSERT INTO documents (id, file_name, format, size_bytes, n_pages, normalized, dropped_lines) "
-                    "SELECT ?, ?, 'txt', 100, 1, false, 0 WHERE NOT EXISTS (SELECT 1 FROM documents WHERE id = ?)",
-                    [doc, f"{doc}.txt", doc])
-        con.execute("INSERT INTO chunks (id, document_id, seq, page_start, page_end, char_start, char_end, heading_path,"
-                    " text, n_tokens, tokenizer, has_figures) VALUES (?, ?, ?, 1, 1, 0, ?, '第二章', ?, 50, 'test', true)",
-                    [chunk_id, doc, seq, len(text), text])
-    return chunk_id
+    return add_chunk(store, text, doc=doc, seq=seq, heading_path="第二章")
 
 
 def add_items(store, chunk_id: str | None, n: int, task: str = "qa", prefix: str = "q", answer: str = "每晚500元。",

@@ -19,15 +19,15 @@ def new_project(root: Path):
     return project, project.store()
 
 
-def add_chunk(store, text: str, doc: str = "doc_a", seq: int = 0) -> str:
+def add_chunk(store, text: str, doc: str = "doc_a", seq: int = 0, heading_path: str = "") -> str:
     chunk_id = content_id("chk", {"doc": doc, "seq": seq, "text": text})
     with store.transaction() as con:
         con.execute("INSERT INTO documents (id, file_name, format, size_bytes, n_pages, normalized, dropped_lines) "
                     "SELECT ?, ?, 'txt', 100, 1, false, 0 WHERE NOT EXISTS (SELECT 1 FROM documents WHERE id = ?)",
                     [doc, f"{doc}.txt", doc])
         con.execute("INSERT INTO chunks (id, document_id, seq, page_start, page_end, char_start, char_end, heading_path,"
-                    " text, n_tokens, tokenizer, has_figures) VALUES (?, ?, ?, 1, 1, 0, ?, '', ?, 50, 'test', true)",
-                    [chunk_id, doc, seq, len(text), text])
+                    " text, n_tokens, tokenizer, has_figures) VALUES (?, ?, ?, 1, 1, 0, ?, ?, ?, 50, 'test', true)",
+                    [chunk_id, doc, seq, len(text), heading_path, text])
     return chunk_id
 
 
