@@ -166,7 +166,7 @@ def test_dry_run_estimates_without_calling_or_writing(project, scripted):
 
 
 def test_unknown_task_or_provider_lists_the_known_ones(project):
-    with pytest.raises(UnknownName, match="known: json_task, multiturn, numeric_qa, qa, template"):
+    with pytest.raises(UnknownName, match="known: json_dialog, json_task, multiturn, numeric_qa, qa, template, worked_problem"):
         DistillRun(project, Options(tasks=["qa", "nope"]))
     with pytest.raises(UnknownName, match=r"unknown provider 'nope'; known: .*gemini, local, openai.*zhipu"):
         DistillRun(project, Options(provider="nope"))
@@ -184,7 +184,7 @@ def test_cli_no_keys_names_the_env_var_and_local(project):
         "error: no API key for provider 'openai': set OPENAI_API_KEYS or OPENAI_API_KEY (comma-separated for several "
         "keys) or name a key file with STILLROOM_KEYS_FILE; `--provider local` works without keys"]
     r = cli("distill", "--task", "nope", "--dry-run", cwd=project.root)
-    assert r.returncode == 2 and "unknown task 'nope'; known: json_task, multiturn, numeric_qa, qa, template" in r.stderr
+    assert r.returncode == 2 and "unknown task 'nope'; known: json_dialog, json_task, multiturn, numeric_qa, qa, template, worked_problem" in r.stderr
 
 
 def test_cli_dry_run_json(project):

@@ -15,7 +15,7 @@ from stillroom.distill.validate import complete_validated, parse, repair
 from stillroom.errors import UnknownName, UsageError
 from stillroom.settings.distill import DistillSettings
 
-BUILTINS = ["qa", "numeric_qa", "multiturn", "template"]
+BUILTINS = ["qa", "numeric_qa", "multiturn", "template", "worked_problem"]
 ZH = Chunk("c1", "一般工作人员在直辖市出差，每人每天住宿费不超过500元。", "第三章", "差旅.pdf", True)
 EN = Chunk("c2", "Staff travelling to London may claim up to GBP 180 per night.", "3 Hotels", "travel.pdf", True)
 
@@ -33,7 +33,7 @@ def tasks(*names: str, **settings) -> dict:
 
 
 def test_registry_lists_every_builtin_task():
-    assert TASKS.names() == sorted(BUILTINS + ["json_task"])
+    assert TASKS.names() == sorted(BUILTINS + ["json_task", "json_dialog"])
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -152,7 +152,7 @@ output_schema:
     item = steps.to_items(steps.model().model_validate({"question": "怎么报销？", "answer": {"steps": ["填单", "交票"]}}), ZH)[0]
     assert json.loads(item.messages[1]["content"]) == {"steps": ["填单", "交票"]}
     assert steps.render(EN)[0]["content"].startswith("根据片段写出操作步骤。")  # only zh given: used for every chunk
-    with pytest.raises(UnknownName, match="known: faq, json_task, multiturn, numeric_qa, qa, steps, template"):
+    with pytest.raises(UnknownName, match="known: faq, json_dialog, json_task, multiturn, numeric_qa, qa, steps, template, worked_problem"):
         load_tasks(["nope"], settings, tmp_path)
 
 

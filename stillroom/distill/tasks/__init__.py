@@ -22,7 +22,8 @@ from stillroom.registry import Registry
 from stillroom.settings.distill import DistillSettings
 
 TASKS: Registry[type["Task"]] = Registry("task", modules=tuple(
-    f"stillroom.distill.tasks.{name}" for name in ("qa", "numeric_qa", "multiturn", "template", "json_task")))
+    f"stillroom.distill.tasks.{name}"
+    for name in ("qa", "numeric_qa", "multiturn", "template", "json_task", "json_dialog", "worked_problem")))
 
 
 class Reply(BaseModel):
