@@ -170,3 +170,20 @@ def test_a_new_scorer_is_one_class_and_a_setting(store):
     s = scores_of(store, item)
     assert set(s) == {"grounding", "test_no_competitors", "overall"}
     assert s["test_no_competitors"]["evidence"] == {"named": ["ACME"]} and s["overall"]["hard_fail"]
+
+
+def test_items_are_read_in_segments_and_pages_and_each_scored_once(store, monkeypatch):
+    """Segments are row-number ranges of the items to score: ones already scored leave gaps that must not be rescored."""
+    from stillroom.curate import scoring
+
+    chunks = [add_chunk(store, SOURCE_ZH, seq=i) for i in range(3)]
+    items = [add_item(store, f"第{i}项：住宿费每晚的报销上限是多少？", f"每晚不超过500元（第{i}项）。", chunks[i % 3])
+             for i in range(11)]
+    monkeypatch.setattr(scoring, "SEGMENT", 4)
+    monkeypatch.setattr(scoring, "PAGE", 3)
+    assert score_items(store, Settings(), items[2:9:3])["scored"] == 3
+    assert score_items(store, Settings())["scored"] == 8
+    rows = store.query("SELECT item_id, count(*), count(DISTINCT scorer) FROM scores GROUP BY item_id ORDER BY item_id")
+    assert [r[0] for r in rows] == sorted(items) and {(n, d) for _, n, d in rows} == {(8, 8)}
+    assert score_items(store, Settings(), force=True)["scored"] == 11
+    assert store.scalar("SELECT count(*) FROM scores") == 88

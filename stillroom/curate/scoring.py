@@ -1,8 +1,12 @@
 """Score items: every configured scorer on each item's current revision, plus the weighted "overall" score.
 
-Items are read from the store a page at a time and scored in worker processes when there are many
-(the scorers are regex-heavy Python; figure extraction from a chunk is cached per process). Score rows
-are derived data: re-scoring an item's revision replaces that revision's rows, never the item.
+The items to score are planned with one query (their row numbers), then read a segment at a time: a
+query over a row-number range of `items` costs the same at any store size, where a page of ids joined
+to whole tables grows with it. Segments are split into pages scored in worker processes (the scorers
+are regex-heavy Python; figure extraction from a chunk is cached per process, and items come in the
+order they were stored, so a chunk's items arrive together). Pages travel as Arrow batches both ways
+and their rows go into `scores` one insert (and commit) per segment. Score rows are derived data: re-scoring an item's
+revision replaces that revision's rows, never the item.
 """
 
 from __future__ import annotations
@@ -13,33 +17,35 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any, Iterable
-
-import numpy as np
+from typing import Any, Iterable, Iterator
 
 from stillroom.curate.scorers import SCORERS, ItemView, Score, Scorer
 from stillroom.errors import UsageError
 
 PAGE = 5_000
+SEGMENT = 50_000  # items per read: one short query (and lock hold) each, a bounded amount in memory
 PARALLEL_FROM = 10_000  # below this, starting worker processes costs more than it saves
 
-_ROWS = """
-WITH cur AS (SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id)
-SELECT i.id, coalesce(cur.revision, 0), i.task, coalesce(r.question, i.question), coalesce(r.answer, i.answer),
-       coalesce(r.messages, i.messages), i.meta, i.chunk_id, c.text
-FROM page_ids p JOIN items i ON i.id = p.id
-LEFT JOIN cur ON cur.item_id = i.id
+_CUR = "SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id"
+_PLAN = f"""
+SELECT i.rowid FROM items i LEFT JOIN ({_CUR}) cur ON cur.item_id = i.id
+WHERE {{where}}
+ORDER BY i.rowid
+"""
+_TODO = ("NOT EXISTS (SELECT 1 FROM scores s WHERE s.item_id = i.id AND s.revision = coalesce(cur.revision, 0) "
+         "AND s.scorer = 'overall')")
+_ROWS = f"""
+SELECT i.id, coalesce(cur.revision, 0) AS revision, i.task, coalesce(r.question, i.question) AS question,
+       coalesce(r.answer, i.answer) AS answer, CAST(coalesce(r.messages, i.messages) AS VARCHAR) AS messages,
+       CAST(i.meta AS VARCHAR) AS meta, i.chunk_id, c.text
+FROM items i
+LEFT JOIN ({_CUR}) cur ON cur.item_id = i.id
 LEFT JOIN item_revisions r ON r.item_id = i.id AND r.revision = cur.revision
 LEFT JOIN chunks c ON c.id = i.chunk_id
-ORDER BY i.id
+WHERE i.rowid BETWEEN ? AND ? AND i.rowid IN (SELECT unnest(?::BIGINT[]))
+ORDER BY i.rowid
 """
-_TODO = """
-WITH cur AS (SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id)
-SELECT i.id FROM items i LEFT JOIN cur ON cur.item_id = i.id
-WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.item_id = i.id AND s.revision = coalesce(cur.revision, 0)
-                  AND s.scorer = 'overall')
-ORDER BY i.id
-"""
+_COLUMNS = ("item_id", "revision", "scorer", "scorer_version", "value", "hard_fail", "evidence")
 
 
 def load_scorers(settings: Any) -> list[tuple[str, Scorer]]:
@@ -83,9 +89,20 @@ def score_view(item: ItemView, scorers: list[tuple[str, Scorer]], weights: dict[
     return results
 
 
+def _json_encoder():
+    """Compact JSON, non-ASCII kept. The C encoder is made once: `json.dumps` and `JSONEncoder.encode` build a
+    new one per call, which costs more than encoding a small evidence object (eight of them per item)."""
+    from json import encoder
+
+    if encoder.c_make_encoder is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    c = encoder.c_make_encoder(None, json.JSONEncoder().default, encoder.encode_basestring, None, ":", ",",
+                               False, False, True)
+    return lambda obj: "".join(c(obj, 0))
+
+
 _worker: dict = {}
-# One encoder for every row: json.dumps with non-default options builds a new encoder per call.
-_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_to_json = _json_encoder()
 
 
 def _init_worker(settings: Any) -> None:
@@ -93,23 +110,35 @@ def _init_worker(settings: Any) -> None:
     _worker["weights"] = settings.weights
 
 
-def _score_rows(rows: list[tuple]) -> dict[str, list]:
-    """Column lists for the scores table: cheap to pickle back, and DuckDB inserts them in one scan."""
+def _score_rows(rows: Iterable[tuple]) -> dict[str, list]:
+    """Column lists for the scores table, in `_COLUMNS` order."""
     scorers, weights = _worker["scorers"], _worker["weights"]
     versions = {name: s.version for name, s in scorers} | {"overall": 1}
-    cols: dict[str, list] = {k: [] for k in ("item_id", "revision", "scorer", "scorer_version", "value",
-                                               "hard_fail", "evidence")}
+    cols: dict[str, list] = {k: [] for k in _COLUMNS}
+    item_ids, revisions, names, vers, values, hard, evidence = cols.values()
     for row in rows:
         item = view_from_row(row)
         for name, s in score_view(item, scorers, weights).items():
-            cols["item_id"].append(item.id)
-            cols["revision"].append(item.revision)
-            cols["scorer"].append(name)
-            cols["scorer_version"].append(versions[name])
-            cols["value"].append(s.value)
-            cols["hard_fail"].append(s.hard_fail)
-            cols["evidence"].append(_to_json(s.evidence))
+            item_ids.append(item.id)
+            revisions.append(item.revision)
+            names.append(name)
+            vers.append(versions[name])
+            values.append(s.value)
+            hard.append(s.hard_fail)
+            evidence.append(_to_json(s.evidence))
     return cols
+
+
+def _score_batch(batch: Any) -> Any:
+    """A worker's page: Arrow rows in (as `_ROWS` selects them), an Arrow table of score rows out."""
+    import pyarrow as pa
+
+    cols = _score_rows(zip(*(c.to_pylist() for c in batch.columns)))
+    return pa.table({"item_id": pa.array(cols["item_id"], pa.string()), "revision": pa.array(cols["revision"], pa.int32()),
+                     "scorer": pa.array(cols["scorer"], pa.string()),
+                     "scorer_version": pa.array(cols["scorer_version"], pa.int32()),
+                     "value": pa.array(cols["value"], pa.float64()), "hard_fail": pa.array(cols["hard_fail"], pa.bool_()),
+                     "evidence": pa.array(cols["evidence"], pa.string())})
 
 
 def score_items(store: Any, settings: Any, item_ids: Iterable[str] | None = None, *, force: bool = False) -> dict:
@@ -120,64 +149,88 @@ def score_items(store: Any, settings: Any, item_ids: Iterable[str] | None = None
     cfg = getattr(settings, "curate", settings)
     load_scorers(cfg)  # fail on bad config before touching anything
     started = time.monotonic()
+    summary = {"scored": 0, "hard_fail": 0, "missing_source": 0}
     with store.session():
-        if item_ids is not None:
-            ids = sorted(set(item_ids))
-        elif force:
-            ids = [r[0] for r in store.query("SELECT id FROM items ORDER BY id")]
-        else:
-            ids = [r[0] for r in store.query(_TODO)]
-        # A revision's rows are written in one transaction with its "overall" row, so an item the todo query
-        # found has none to replace: skipping the delete saves a scan of the scores table per page.
+        rowids = _plan(store, item_ids, force)
+        # The todo query found items with no rows for their revision (a revision's rows are written in one
+        # insert with its "overall" row): skipping the delete saves a scan of the scores table per page.
         replace = item_ids is not None or force
-        pages = (ids[i:i + PAGE] for i in range(0, len(ids), PAGE))
-        summary = {"scored": 0, "hard_fail": 0, "missing_source": 0}
-        workers = min(os.cpu_count() or 1, 8) if len(ids) >= PARALLEL_FROM else 1
+        workers = min(os.cpu_count() or 1, 8) if len(rowids) >= PARALLEL_FROM else 1
+        done = _Writer(store, summary, replace)
         if workers > 1:
             with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_worker,
                                      initargs=(cfg,)) as pool:
                 inflight: deque = deque()  # bounded, so a million items never sit in memory at once
-                for page in pages:
-                    inflight.append(pool.submit(_score_rows, _read_page(store, page)))
+                for batch in _pages(store, rowids):
+                    inflight.append((pool.submit(_score_batch, batch), batch.num_rows))
                     if len(inflight) > workers:
-                        _write(store, inflight.popleft().result(), summary, replace)
+                        future, n = inflight.popleft()
+                        done.add(future.result(), n)
                 while inflight:
-                    _write(store, inflight.popleft().result(), summary, replace)
+                    future, n = inflight.popleft()
+                    done.add(future.result(), n)
         else:
             _init_worker(cfg)
-            for page in pages:
-                _write(store, _score_rows(_read_page(store, page)), summary, replace)
+            for batch in _pages(store, rowids):
+                done.add(_score_batch(batch), batch.num_rows)
+        done.flush()
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
 
 
-def _read_page(store: Any, page: list[str]) -> list[tuple]:
-    with store.connect() as con:
-        cur = con.cursor()  # its own registrations, and untouched by any unfinished result on `con`
-        try:
-            cur.register("page_ids", {"id": np.array(page, dtype=object)})
-            return cur.execute(_ROWS).fetchall()
-        finally:
-            cur.close()
+def _plan(store: Any, item_ids: Iterable[str] | None, force: bool) -> list[int]:
+    """Row numbers of the items to score, ascending (the order they were stored in)."""
+    if item_ids is not None:
+        ids = sorted(set(item_ids))
+        if not ids:
+            return []
+        return [r[0] for r in store.query(_PLAN.format(where="i.id IN (SELECT unnest(?::VARCHAR[]))"), [ids])]
+    return [r[0] for r in store.query(_PLAN.format(where="true" if force else _TODO))]
 
 
-def _write(store: Any, cols: dict[str, list], summary: dict, replace: bool) -> None:
-    if not cols["item_id"]:
-        return
-    batch = {k: np.array(v, dtype=object if k in ("item_id", "scorer", "evidence") else None) for k, v in cols.items()}
-    with store.transaction() as con:
-        con.register("new_scores", batch)
-        try:
-            if replace:
-                con.execute("DELETE FROM scores WHERE (item_id, revision) IN "
-                            "(SELECT DISTINCT item_id, revision FROM new_scores)")
-            con.execute("INSERT INTO scores (item_id, revision, scorer, scorer_version, value, hard_fail, evidence) "
-                        "SELECT item_id, revision, scorer, scorer_version, value, hard_fail, evidence::JSON "
-                        "FROM new_scores")
-        finally:
-            con.unregister("new_scores")
-    overall_rows = [i for i, s in enumerate(cols["scorer"]) if s == "overall"]
-    summary["scored"] += len(overall_rows)
-    summary["hard_fail"] += sum(1 for i in overall_rows if cols["hard_fail"][i])
-    summary["missing_source"] += sum(1 for s, e in zip(cols["scorer"], cols["evidence"])
-                                     if s == "numeric_fidelity" and e.startswith('{"error"'))
+def _pages(store: Any, rowids: list[int]) -> Iterator[Any]:
+    for s in range(0, len(rowids), SEGMENT):
+        segment = rowids[s:s + SEGMENT]
+        with store.connect() as con:
+            table = con.sql(_ROWS, params=[segment[0], segment[-1], segment]).to_arrow_table()
+        yield from table.to_batches(PAGE)
+
+
+class _Writer:
+    """Score rows go in a segment at a time: one insert and commit per segment, not per page, because each
+    commit writes the WAL and may checkpoint (with the scores key) — per page, that was most of the time."""
+
+    def __init__(self, store: Any, summary: dict, replace: bool) -> None:
+        self.store, self.summary, self.replace = store, summary, replace
+        self.tables: list = []
+        self.items = 0
+
+    def add(self, table: Any, n_items: int) -> None:
+        self.tables.append(table)
+        self.items += n_items
+        if self.items >= SEGMENT:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        tables, self.tables, self.items = [t for t in self.tables if t.num_rows], [], 0
+        if not tables:
+            return
+        table = pa.concat_tables(tables)
+        with self.store.transaction() as con:
+            con.register("new_scores", table)
+            try:
+                if self.replace:
+                    con.execute("DELETE FROM scores WHERE (item_id, revision) IN "
+                                "(SELECT DISTINCT item_id, revision FROM new_scores)")
+                con.execute(f"INSERT INTO scores ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} FROM new_scores")
+                n, hard, missing = con.execute(
+                    "SELECT count(*) FILTER (scorer = 'overall'), count(*) FILTER (scorer = 'overall' AND hard_fail), "
+                    "count(*) FILTER (scorer = 'numeric_fidelity' AND starts_with(evidence, '{\"error\"')) "
+                    "FROM new_scores").fetchall()[0]
+            finally:
+                con.unregister("new_scores")
+        self.summary["scored"] += n
+        self.summary["hard_fail"] += hard
+        self.summary["missing_source"] += missing

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s+")
@@ -12,7 +13,7 @@ _SENTENCE = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s+")
 
 def language(text: str) -> str | None:
     """'zh', 'en' or None (too little text to tell). Chinese text with a few English terms stays 'zh'."""
-    cjk = len(_CJK.findall(text or ""))
+    cjk = sum(map(len, _CJK_RUN.findall(text or "")))  # runs, not characters: a list of one string per run
     words = len(_LATIN_WORD.findall(text or ""))
     if cjk + words < 2:
         return None
