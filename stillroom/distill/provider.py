@@ -35,6 +35,8 @@ class Request(BaseModel):
     messages: list[dict[str, str]] = Field(description="[{role: system|user|assistant, content}]")
     json_schema: dict[str, Any] | None = None
     schema_name: str = "reply"
+    source: str = Field("", description="The text the reply must rest on (the chunk). Remote providers ignore it; "
+                                        "the local model copies answers from it.")
     temperature: float | None = None
     max_tokens: int | None = None
 
@@ -91,6 +93,7 @@ class Provider(ABC):
     needs_key: ClassVar[bool] = True
     takes_schema: ClassVar[bool] = True  # False: JSON mode only, so json_mode "schema" acts as "object"
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    max_in_flight: ClassVar[int] = 0  # calls at once, whatever [distill] concurrency says (0: no cap of its own)
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

@@ -118,7 +118,7 @@ class Router:
                 continue
             self.providers[name] = cls(ps)
             self.pools[name] = KeyPool(name, keys, ps.rpm, ps.tpm, policy, notify=on_event)
-            self.concurrency[name] = Concurrency(distill.concurrency)
+            self.concurrency[name] = Concurrency(min(distill.concurrency, cls.max_in_flight or distill.concurrency))
         self.chain = [n for n in self.chain if n in self.providers]
         self._closed = threading.Event()
         self._lock = threading.Lock()

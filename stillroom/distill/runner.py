@@ -161,7 +161,8 @@ class DistillRun:
 
     def _work(self, unit: Unit, router: Router) -> Result:
         task = self.tasks[unit.task]
-        request = Request(messages=task.render(unit.chunk), json_schema=task.json_schema, schema_name=task.name)
+        request = Request(messages=task.render(unit.chunk), json_schema=task.json_schema, schema_name=task.name,
+                          source=unit.chunk.text)
         result = Result(unit, "pending")
         try:
             outcome = complete_validated(lambda r: router.complete(r, unit.id), request, task.model(),

@@ -25,6 +25,21 @@ class ProviderSettings(Section):
         "schema", description="Structured output: schema (send the task's JSON Schema), object (JSON mode only), off.")
 
 
+class LocalSettings(ProviderSettings):
+    """The in-process model's settings: a provider's, plus how much of the reply it may write freely."""
+
+    copy_fields: list[str] = Field(
+        default_factory=lambda: ["answer", "text"],
+        description="Reply fields the local model copies instead of writing: an answer is decoded as one whole "
+                    "sentence of the chunk, a list item's `text` (a figure) as a number, with its unit, from that "
+                    "answer. A 135M model invents figures; a copied one cannot. [] lets a larger local model write "
+                    "every field itself.")
+    languages: list[str] = Field(default_factory=lambda: ["en"],
+                                 description="Languages the local model writes well (en, zh): when a chunk has "
+                                             "sentences in one of them, its answer is copied from those. "
+                                             "SmolLM2-135M writes no usable Chinese; [] for a bilingual model.")
+
+
 class ProvidersSettings(Section):
     openai: ProviderSettings = Field(default_factory=lambda: ProviderSettings(model="gpt-4o-mini"),
                                      description="OpenAI or any OpenAI-compatible server.")
@@ -32,7 +47,7 @@ class ProvidersSettings(Section):
                                      description="Google Gemini (google-genai).")
     zhipu: ProviderSettings = Field(default_factory=lambda: ProviderSettings(model="glm-4-flash", json_mode="object"),
                                     description="Zhipu GLM (zhipuai).")
-    local: ProviderSettings = Field(default_factory=lambda: ProviderSettings(rpm=0, max_tokens=256, timeout=600),
+    local: LocalSettings = Field(default_factory=lambda: LocalSettings(rpm=0, max_tokens=160, timeout=600),
                                     description="A model run in-process with transformers; needs no keys.")
     keys_file: str = Field("", description="Key file outside the project (TOML `openai = [\"k1\"]` or `OPENAI_API_KEYS=k1,k2` "
                                            "lines); STILLROOM_KEYS_FILE also names one. Keys never go in this file.")
@@ -50,7 +65,8 @@ class DistillSettings(Section):
     fallback: list[str] = Field(default_factory=list, description="Providers that take over, in order, while every key "
                                                                   "of the current one is cooling or dead, e.g. [\"zhipu\", \"openai\"].")
     tasks: list[str] = Field(default_factory=lambda: ["qa", "numeric_qa"],
-                             description="Tasks to generate: qa, numeric_qa, multiturn, template, json_task, or a name from task_files.")
+                             description="Tasks to generate: qa, numeric_qa, multiturn, template, json_task, json_dialog, "
+                                         "worked_problem, or a name from task_files.")
     task_files: list[str] = Field(default_factory=list, description="Your own tasks, one TOML or YAML file each "
                                                                     "(paths relative to the project; see docs/distill.md).")
     target_mix: dict[str, float] = Field(default_factory=lambda: {"numeric_qa": 0.3},

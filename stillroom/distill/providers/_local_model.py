@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from stillroom.errors import StillroomError
+from stillroom.distill.providers._copying import SpanCopier, Spans, Vocabulary
+from stillroom.paths import cache_dir
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _models: dict[str, tuple[Any, Any]] = {}
@@ -34,40 +36,103 @@ def load_model(name: str = "") -> tuple[Any, Any]:
             if not path.exists():
                 raise StillroomError(f"local model {path} not found — set [distill.providers.local] model "
                                      f"to a HF folder or .gguf file")
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            folder, extra = (path.parent, {"gguf_file": path.name}) if path.is_file() else (path, {})
-            tok = AutoTokenizer.from_pretrained(folder, **extra)
-            model = AutoModelForCausalLM.from_pretrained(folder, **extra).eval()
-            _models[str(path)] = (tok, model)
+            _models[str(path)] = _load(path)
         return _models[str(path)]
 
 
+def _load(path: Path) -> tuple[Any, Any]:
+    """A .gguf file is converted once (de-quantising takes ~20 s on 2 cores) and kept as a HF folder in the
+    cache (float32 safetensors, so the weights are exactly the de-quantised ones), which loads in under 1 s."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if path.is_dir():
+        return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    converted = cache_dir() / "models" / f"{path.stem}-{path.stat().st_size}"
+    if (converted / "model.safetensors").is_file():
+        return AutoTokenizer.from_pretrained(converted), AutoModelForCausalLM.from_pretrained(converted).eval()
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    _save(tok, model, converted)
+    return tok, model
+
+
+def _save(tok: Any, model: Any, folder: Path) -> None:
+    """Written to a temporary folder, then renamed: a killed process never leaves half a model behind."""
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+    try:
+        # transformers refuses to save a model loaded from GGUF; its weights are plain tensors by now.
+        model.hf_quantizer, model.is_quantized = None, False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        tmp.rename(folder)
+    except OSError:  # a read-only or full cache: the next run converts again, nothing worse
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def generate(tok: Any, model: Any, messages: list[dict[str, str]], temperature: float, limit: int,
-             max_time: float) -> tuple[str, int, int, str]:
-    """(text, tokens in, tokens out, finish reason) for one chat; one generation at a time."""
+             max_time: float, copy: Spans | None = None) -> tuple[str, int, int, str]:
+    """(text, tokens in, tokens out, finish reason) for one chat; one generation at a time. With `copy`,
+    the reply is a span of that source (see _copying), greedy, cut back to its last whole span."""
     import torch
 
     inputs = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    n_in = int(inputs["input_ids"].shape[1])
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 and copy is None else {"do_sample": False}
+    copier = SpanCopier(copy, tok.eos_token_id, n_in) if copy is not None else None
     with _generate_lock, torch.inference_mode(), _few_threads(torch):  # one at a time: the CPU is the limit
         # max_time stands in for a network timeout; a reply it cuts short ends without EOS → "length".
         out = model.generate(**inputs, max_new_tokens=limit, max_time=max_time,
-                             repetition_penalty=1.1, pad_token_id=tok.pad_token_id or tok.eos_token_id, **sampling)
-    new = out[0][inputs["input_ids"].shape[1]:]
-    finished = len(new) > 0 and int(new[-1]) == tok.eos_token_id
-    return (tok.decode(new, skip_special_tokens=True), int(inputs["input_ids"].shape[1]), len(new),
-            "stop" if finished else "length")
+                             repetition_penalty=1.0 if copier else 1.1, logits_processor=[copier] if copier else None,
+                             pad_token_id=tok.pad_token_id or tok.eos_token_id, **sampling)
+    new = out[0][n_in:].tolist()
+    finished = len(new) > 0 and new[-1] == tok.eos_token_id
+    if copier is not None and not finished and copier.last_end:
+        new, finished = new[:copier.last_end], True
+    return tok.decode(new, skip_special_tokens=True), n_in, len(new), "stop" if finished else "length"
+
+
+def complete_pattern(tok: Any, model: Any, shots: list[tuple[str, ...]], labels: tuple[str, ...],
+                     values: tuple[str, ...], max_time: float, limit: int = 64,
+                     vocabulary: set[int] | None = None) -> tuple[str, int, int, str]:
+    """(text, tokens in, tokens out, finish reason): the next line of a plain-text few-shot pattern —
+    `labels[i]` then `shot[i]` per line, a blank line between shots, then `values` and the last label.
+    A 135M model asked in chat for "only the question" rambles or refuses; it continues a pattern well.
+    `vocabulary` limits the tokens it may use. The line ends at a newline or a question mark."""
+    import torch
+
+    def block(vals: tuple[str, ...]) -> str:
+        return "".join(f"{label}{v}\n" for label, v in zip(labels, vals))
+
+    prompt = "".join(block(shot) + "\n" for shot in shots) + block(values) + labels[len(values)].rstrip()
+    inputs = tok(prompt, return_tensors="pt")
+    n_in = int(inputs["input_ids"].shape[1])
+    stops = [tok.eos_token_id, *(i for mark in ("\n", "?", "？") for i in tok(mark, add_special_tokens=False)["input_ids"])]
+    with _generate_lock, torch.inference_mode(), _few_threads(torch):
+        out = model.generate(**inputs, max_new_tokens=limit, max_time=max_time, do_sample=False, repetition_penalty=1.1,
+                             logits_processor=[Vocabulary(vocabulary)] if vocabulary else None,
+                             eos_token_id=stops, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+    new = out[0][n_in:].tolist()
+    finished = bool(new) and new[-1] in stops
+    return tok.decode(new, skip_special_tokens=True).strip(), n_in, len(new), "stop" if finished else "length"
 
 
 @contextmanager
 def _few_threads(torch: Any) -> Iterator[None]:
-    """Generation uses every core unless OMP_NUM_THREADS says otherwise: measured on 2 idle cores,
-    64 tokens took 0.7 s with two threads and 6.4 s with one. (On a machine already saturated by
-    other processes, extra threads fight; set OMP_NUM_THREADS there.)"""
+    """As many threads as there are idle cores, at least one, unless OMP_NUM_THREADS says otherwise.
+    Oversubscribing is far worse than leaving a core unused: measured on 2 cores with a load average of 4
+    from other processes, 32 tokens after a 1,000-token prompt took 29 s with two threads and 6–8 s
+    with one; on an otherwise idle machine two threads are faster."""
     before = torch.get_num_threads()
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        idle = cores - os.getloadavg()[0]  # our own last generation counts in the load: hence the + 1
+        torch.set_num_threads(max(1, min(cores, int(idle) + 1)))
     try:
         yield
     finally:

@@ -1,7 +1,14 @@
 """A model run in-process with transformers: the default when no keys are set. The model loads once
-per process. Its structured output: a small model cannot be trusted to write JSON, so for a schema
-of string (or list-of-string) fields each field is generated on its own, as plain text, and the
-JSON is assembled here — valid by construction, still validated by the runner like any reply."""
+per process (a .gguf file is converted once and cached).
+
+Its structured output: a small model cannot be trusted to write JSON, so each field of the reply
+schema is generated on its own, as plain text, in one conversation (the answer sees the question),
+and the JSON is assembled here — valid by construction, still validated by the runner like any reply.
+Fields named in `copy_fields` are copied from the chunk rather than written (see _copying): the model
+picks the sentences that answer its question, and the figures it lists come from that answer.
+Only required fields are written when the schema names some, and the few-shot turns (JSON replies)
+are left out: they cost a 135M model seconds per field and teach it nothing about plain text.
+"""
 
 from __future__ import annotations
 
@@ -9,56 +16,163 @@ import json
 from typing import Any
 
 from stillroom.distill.provider import PROVIDERS, Completion, Key, Provider, Request
-from stillroom.distill.providers._local_model import DEFAULT_GGUF, generate, load_model
+from stillroom.distill.providers._copying import figure_spans_of, language, statement_vocabulary, sentence_spans_of
+from stillroom.distill.providers._local_model import DEFAULT_GGUF, complete_pattern, generate, load_model
+from stillroom.settings.distill import LocalSettings
+
+FIGURE_TOKENS = 16  # a copied figure with its unit ("RMB 1,500", "15个工作日") fits easily
+SHORT_TOKENS = 24
+QUESTION_TOKENS = 48  # a question longer than this from a 135M model is a ramble: cut, it fails as truncated
+
+# Fields written by continuing a plain-text pattern (see complete_pattern), per language: labels, then shots.
+# The last label is the field; the others are filled from the copied answer (and the copied figure).
+PATTERNS: dict[str, dict[str, tuple[tuple[str, ...], list[tuple[str, ...]]]]] = {
+    "question": {
+        "en": (("Statement: ", "Question: "), [
+            ("Staff travelling to London may claim up to GBP 180 per night for a hotel.",
+             "How much can staff claim per night for a hotel in London?"),
+            ("Claims must be filed within 15 working days of returning.",
+             "How long do staff have to file a claim after returning?"),
+            ("Meals are reimbursed at 60% of the receipt when no client is present.",
+             "What share of a meal receipt is reimbursed when no client is present?")]),
+        "zh": (("陈述：", "问题："), [
+            ("一般工作人员在直辖市出差，每人每天住宿费不超过500元。", "一般工作人员在直辖市出差，每天住宿费最多能报多少？"),
+            ("单笔采购金额超过2万元的，须经分管领导审批。", "多大金额的采购需要分管领导审批？"),
+            ("试用期员工的年假为每年5天。", "试用期员工每年有几天年假？")]),
+    },
+    "meaning": {
+        "en": (("Statement: ", "Figure: ", "Meaning: "), [
+            ("Claims must be filed within 15 working days of returning.", "15 working days", "filing deadline"),
+            ("Staff in London may claim up to GBP 180 per night.", "GBP 180", "nightly hotel limit in London")]),
+        "zh": (("陈述：", "数字：", "含义："), [
+            ("出差人员应在出差结束后15个工作日内办理报销。", "15个工作日", "报销办理时限"),
+            ("试用期员工的年假为每年5天。", "5天", "试用期年假天数")]),
+    },
+}
 
 
 @PROVIDERS.register("local")
 class LocalProvider(Provider):
     name = "local"
     needs_key = False
+    Settings = LocalSettings
+    max_in_flight = 1  # one unit at a time: the CPU is the limit, and a unit's fields then finish together
 
     def call(self, request: Request, key: Key) -> Completion:
         tok, model = load_model(self.settings.model)
-        fields = _plain_fields(request.json_schema) if self.settings.json_mode != "off" else None
+        fields = plain_fields(request.json_schema) if self.settings.json_mode != "off" else None
         model_name = self.settings.model or DEFAULT_GGUF
+        temperature, limit, timeout = self.temperature(request), self.max_tokens(request), self.settings.timeout
         if not fields:
-            text, n_in, n_out, reason = generate(tok, model, request.messages, *self._limits(request))
+            text, n_in, n_out, reason = generate(tok, model, request.messages, temperature, limit, timeout)
             return Completion(text=text, finish_reason=reason, tokens_in=n_in, tokens_out=n_out, model=model_name)
+        copy = set(getattr(self.settings, "copy_fields", [])) if request.source else set()
+        figures_wanted = any(set(sub) & copy for _, sub in fields.values() if sub)
         obj: dict[str, Any] = {}
-        tokens_in = tokens_out = 0
+        tokens = [0, 0]
         finish = "stop"
-        # One conversation, one field per turn, so later fields (the answer) see earlier ones (the question).
-        convo, pending = [dict(m) for m in request.messages], ""
-        if convo and convo[-1]["role"] == "user":
-            pending = convo.pop()["content"] + "\n\n"
-        for field, (is_list, hint) in fields.items():
-            ask = (f"Write only the {field}{hint}: plain text, no JSON, no label"
-                   + (", one item per line." if is_list else "."))
-            convo.append({"role": "user", "content": pending + ask})
-            text, n_in, n_out, reason = generate(tok, model, convo, *self._limits(request))
+        convo = _field_prompt(request.messages)
+
+        def ask(what: str, spans=None, most: int = limit, first_line: bool = False) -> str:
+            nonlocal finish
+            convo.append({"role": "user", "content": what})
+            text, n_in, n_out, reason = generate(tok, model, convo, temperature, most, timeout, copy=spans)
             convo.append({"role": "assistant", "content": text})
-            pending = ""
-            tokens_in, tokens_out = tokens_in + n_in, tokens_out + n_out
+            tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
+            text = text.strip()
+            if first_line and text:  # a label-like field: its first line is the value, however long the rest
+                text, reason = text.splitlines()[0].strip(), "stop"
             finish = "length" if reason == "length" else finish
-            obj[field] = [ln.strip().lstrip("-*• ").strip() for ln in text.splitlines() if ln.strip()] if is_list \
-                else text.strip()
-        return Completion(text=json.dumps(obj, ensure_ascii=False), finish_reason=finish, tokens_in=tokens_in,
-                          tokens_out=tokens_out, model=model_name)
+            return text
 
-    def _limits(self, request: Request) -> tuple[float, int, float]:
-        return self.temperature(request), self.max_tokens(request), self.settings.timeout
+        def copied_text() -> str:
+            return " ".join(v for k, v in obj.items() if k in copy and isinstance(v, str) and v)
+
+        def pattern(field: str, *values: str) -> str:
+            labels, shots = PATTERNS[field][language(values[0])]
+            vocabulary = statement_vocabulary(tok, values[0])
+            text, n_in, n_out, reason = complete_pattern(tok, model, shots, labels, values, timeout,
+                                                         SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS, vocabulary)
+            tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
+            nonlocal finish
+            finish = "length" if reason == "length" else finish
+            return text
+
+        # Copied fields first: what the model writes freely is then about the sentence it chose.
+        order = sorted(fields, key=lambda n: n not in copy)
+        for name in order:
+            kind, sub = fields[name]
+            hint = _hint(request.json_schema, name)
+            if kind == "string" and name in copy:
+                spans = sentence_spans_of(tok, request.source, figures_wanted, tuple(getattr(self.settings, "languages", ())))
+                obj[name] = ask(f"Copy the one sentence of the text that matters most{hint}.", spans)
+            elif kind == "string" and name in PATTERNS and copied_text():
+                obj[name] = pattern(name, copied_text())
+            elif kind == "string":
+                obj[name] = ask(f"Write only the {name}{hint}: plain text, no JSON, no label.")
+            elif kind == "lines":
+                text = ask(f"Write only the {name}{hint}: plain text, one item per line, no JSON.")
+                obj[name] = [ln.strip().lstrip("-*• ").strip() for ln in text.splitlines() if ln.strip()]
+            else:  # one object per list: a small model's list is short, and one good item beats three invented
+                copied, item = copied_text(), {}
+                for prop in sub:
+                    if prop in copy and copied:
+                        item[prop] = ask(f"Copy one {name[:-1] if name.endswith('s') else name} "
+                                         f"({prop}) from that sentence.", figure_spans_of(tok, copied), FIGURE_TOKENS)
+                    elif prop in PATTERNS and copied and any(item.get(c) for c in copy):
+                        item[prop] = pattern(prop, copied, next(item[c] for c in copy if item.get(c)))
+                    else:
+                        item[prop] = ask(f"In a few words, {prop}{_hint(request.json_schema, name, prop)}:",
+                                         most=SHORT_TOKENS, first_line=True)
+                obj[name] = [item]
+        ordered = {n: obj[n] for n in fields if n in obj}
+        return Completion(text=json.dumps(ordered, ensure_ascii=False), finish_reason=finish, tokens_in=tokens[0],
+                          tokens_out=tokens[1], model=model_name)
 
 
-def _plain_fields(schema: dict | None) -> dict[str, tuple[bool, str]] | None:
-    """{field: (is a list, description hint)} when every property is a string or a list of strings."""
-    props = (schema or {}).get("properties")
+def _field_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The task's own system prompt (its first paragraph, before the JSON output rules) and the chunk."""
+    system = [m for m in messages if m["role"] == "system"][:1]
+    users = [m for m in messages if m["role"] == "user"]
+    convo = [{"role": "system", "content": system[0]["content"].split("\n\n")[0]}] if system else []
+    last = users[-1]["content"] if users else ""
+    convo.append({"role": "user", "content": f"{last}\n\nI will ask for your reply one part at a time."})
+    convo.append({"role": "assistant", "content": "Understood."})
+    return convo
+
+
+def _resolve(schema: dict, spec: dict) -> dict:
+    ref = spec.get("$ref", "")
+    return schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/$defs/") else spec
+
+
+def _hint(schema: dict | None, name: str, prop: str | None = None) -> str:
+    spec = (schema or {}).get("properties", {}).get(name, {})
+    if prop is not None:
+        spec = _resolve(schema or {}, spec.get("items", {})).get("properties", {}).get(prop, {})
+    return f" ({spec['description']})" if spec.get("description") else ""
+
+
+def plain_fields(schema: dict | None) -> dict[str, tuple[str, list[str] | None]] | None:
+    """{field: (kind, sub-fields)} for the fields to write — the required ones when the schema names some —
+    when each is a string ("string"), a list of strings ("lines") or a list of objects of strings
+    ("objects", with their property names). None when any is something else (then the model writes JSON)."""
+    schema = schema or {}
+    props = schema.get("properties")
     if not props:
         return None
-    out = {}
-    for name, spec in props.items():
-        is_list = spec.get("type") == "array" and (spec.get("items") or {}).get("type") == "string"
-        if spec.get("type") != "string" and not is_list:
+    wanted = [n for n in props if n in schema.get("required", [])] or list(props)
+    out: dict[str, tuple[str, list[str] | None]] = {}
+    for name in wanted:
+        spec = props[name]
+        items = _resolve(schema, spec.get("items") or {})
+        if spec.get("type") == "string":
+            out[name] = ("string", None)
+        elif spec.get("type") == "array" and items.get("type") == "string":
+            out[name] = ("lines", None)
+        elif (spec.get("type") == "array" and items.get("type") == "object" and items.get("properties")
+              and all(p.get("type") == "string" for p in items["properties"].values())):
+            out[name] = ("objects", list(items["properties"]))
+        else:
             return None
-        out[name] = (is_list, f" ({spec['description']})" if spec.get("description") else "")
     return out
-
