@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from stillroom.distill import plan, prompts
 from stillroom.distill.provider import Completion, Request
@@ -14,6 +16,7 @@ from stillroom.distill.tasks._schema import model_from_schema
 from stillroom.distill.validate import complete_validated, parse, repair
 from stillroom.errors import UnknownName, UsageError
 from stillroom.settings.distill import DistillSettings
+from stillroom.train.metrics import key_point_coverage
 
 BUILTINS = ["qa", "numeric_qa", "multiturn", "template", "worked_problem"]
 ZH = Chunk("c1", "一般工作人员在直辖市出差，每人每天住宿费不超过500元。", "第三章", "差旅.pdf", True)
@@ -34,6 +37,11 @@ def tasks(*names: str, **settings) -> dict:
 
 def test_registry_lists_every_builtin_task():
     assert TASKS.names() == sorted(BUILTINS + ["json_task", "json_dialog"])
+
+
+def test_the_tasks_setting_lists_every_builtin_task():
+    words = set(re.findall(r"\w+", DistillSettings.model_fields["tasks"].description))
+    assert set(TASKS.names()) <= words, sorted(set(TASKS.names()) - words)
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -97,8 +105,21 @@ def test_template_needs_every_section_in_order_and_writes_a_refusal_item():
     good = task.model().model_validate({**reply, "answer": "### 结论\n1500元\n### 推导\n500×3\n### 检查\n对"})
     assert task.check(good, ZH) == []
     items = task.to_items(good, ZH)
-    assert [i.meta for i in items] == [{"template": ["### 结论", "### 推导", "### 检查"]}, {"refusal": True}]
+    assert [i.meta for i in items] == [{"template": ["### 结论", "### 推导", "### 检查"], "key_points": []},
+                                       {"refusal": True}]
     assert len(tasks("template", template_refusals=False)["template"].to_items(good, ZH)) == 1
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_template_keeps_its_key_points_as_qa_does_so_eval_can_score_them(lang):
+    task = tasks("template")["template"]
+    example = task.spec.prompt(lang).examples[0]
+    solved, refusal = task.to_items(task.model().model_validate(example.output), ZH)
+    points = example.output["key_points"]
+    assert points and solved.meta == {"template": ["### 结论", "### 推导", "### 检查"], "key_points": points}
+    assert refusal.meta == {"refusal": True}
+    assert key_point_coverage(solved.messages[1]["content"], points) == 1.0  # the example copies them from its answer
+    assert key_point_coverage(refusal.messages[1]["content"], points) == 0.0
 
 
 def test_json_task_validates_the_answer_against_the_users_schema(tmp_path):
@@ -113,6 +134,25 @@ def test_json_task_validates_the_answer_against_the_users_schema(tmp_path):
                 {"kind": "lowpass", "order": 4, "cutoff_hz": 0}, {"kind": "lowpass", "order": 4, "cutoff_hz": 1, "x": 1}):
         reply, reason, error = parse(json.dumps({"question": "设计一个滤波器", "answer": bad}), task.model(), lambda r: [])
         assert reply is None and reason == "invalid" and "answer" in error
+
+
+def test_a_number_field_exports_what_the_model_wrote(tmp_path):
+    (tmp_path / "filter.json").write_text(json.dumps(FILTER_SCHEMA))
+    task = load_tasks(["json_task"], DistillSettings(json_schema="filter.json"), tmp_path)["json_task"]
+    for written, exported in (("915", '"cutoff_hz": 915}'), ("915.0", '"cutoff_hz": 915.0}'), ("2.5", '"cutoff_hz": 2.5}')):
+        raw = f'{{"question": "设计一个低通滤波器", "answer": {{"kind": "lowpass", "order": 4, "cutoff_hz": {written}}}}}'
+        reply, reason, _ = parse(raw, task.model(), lambda r: [])
+        assert reason == "" and task.to_items(reply, ZH)[0].messages[1]["content"].endswith(exported)
+        assert exported.replace(" ", "")[:-1] in reply.model_dump_json()
+    for bad in ("0", "-3", '"fast"'):  # an int is still held to the number's bounds and type
+        raw = f'{{"question": "设计一个低通滤波器", "answer": {{"kind": "lowpass", "order": 4, "cutoff_hz": {bad}}}}}'
+        assert parse(raw, task.model(), lambda r: [])[1] == "invalid", bad
+    nested = model_from_schema({"type": "object", "$defs": {"hz": {"type": "number", "maximum": 10}}, "properties": {
+        "hz": {"type": ["number", "null"]}, "bands": {"type": "array", "items": {"$ref": "#/$defs/hz"}}}})
+    assert nested.model_validate({"hz": 3, "bands": [1, 2.5]}).model_dump() == {"hz": 3, "bands": [1, 2.5]}
+    assert type(nested.model_validate({"hz": 3}).hz) is int
+    with pytest.raises(ValidationError):  # the $ref's bound holds
+        nested.model_validate({"bands": [11]})
 
 
 def test_json_task_without_a_schema_or_with_an_unsupported_keyword_names_the_fix(tmp_path):
@@ -224,6 +264,22 @@ def test_chunks_with_figures_go_to_numeric_qa_until_the_target_share_is_met():
     assert all(c.has_figures for c in numeric)
     scarce = plan.assign(_chunks(100, 5), ts, {"numeric_qa": 0.3}, 1, {})
     assert sum(t == "numeric_qa" for *_, t in scarce) == 20  # every figure chunk, still short of 30%
+
+
+def test_figures_only_share_is_spread_over_every_document_in_proportion():
+    ts = tasks("qa", "numeric_qa")
+    chunks = [Chunk(f"{d}{i}", f"text {i}", document=f"{d}.md", has_figures=True)
+              for d, n in (("a", 10), ("b", 10), ("c", 20)) for i in range(n)]
+    slots = plan.assign(chunks, ts, {"numeric_qa": 0.3}, 1, {})
+    assert [c for c, *_ in slots] == chunks  # reading order, whatever order they were routed in
+    per_doc = {d: sum(t == "numeric_qa" for c, _, t in slots if c.document == d) for d in ("a.md", "b.md", "c.md")}
+    assert per_doc == {"a.md": 3, "b.md": 3, "c.md": 6}  # 12 = 30% of 40, not the first 12 chunks of a and b
+    assert plan.assign(chunks, ts, {"numeric_qa": 0.3}, 1, {}) == slots
+    # an earlier run that spent the quota on the first document keeps its routing; nothing is re-routed
+    earlier = {(c.id, 0): "numeric_qa" for c in chunks[:10]} | {(c.id, 0): "qa" for c in chunks[10:12]}
+    again = plan.assign(chunks, ts, {"numeric_qa": 0.3}, 1, earlier)
+    assert {(c.id, s): t for c, s, t in again if (c.id, s) in earlier} == earlier
+    assert sum(t == "numeric_qa" for *_, t in again) == 12  # the quota counts what the earlier run routed
 
 
 def test_routing_keeps_earlier_assignments_and_skips_slots_no_task_fits():

@@ -12,6 +12,7 @@ from stillroom.ingest.clean import clean_pages, join_lines, normalize_figures
 from stillroom.ingest.extractors.markdown import markdown_blocks
 from stillroom.ingest.blocks import RawPage
 from stillroom.ingest.sentences import sentence_spans
+from stillroom.ingest.structure import lines_to_blocks
 from stillroom.ingest.tokenize import approx_counter, get_counter, local_gguf_path
 from stillroom.settings.ingest import ChunkingSettings
 
@@ -31,7 +32,7 @@ def chunk_markdown(text: str, cfg: ChunkingSettings, counter=None):
 def test_golden_chunk_boundaries(shared_dir, update_golden, name, cfg):
     text = (shared_dir / "text-corpus" / "d2l-zh" / D2L).read_text(encoding="utf-8")
     got = [{"start": c.start, "end": c.end, "heading_path": c.heading_path, "tokens": c.n_tokens,
-            "head": c.text[:24]} for c in chunk_markdown(text, cfg)]
+            "head": c.text[:24], "has_figures": c.has_figures} for c in chunk_markdown(text, cfg)]
     path = GOLDEN / f"{name}.json"
     if update_golden or not path.exists():
         path.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -75,6 +76,32 @@ def test_figures_dates_and_list_items_never_split():
                 assert line.endswith("%"), f"a list item was cut: {line}"
     joined = "\n".join(c.text for c in chunks)
     assert all(f"{i * 1111:,}元" in joined for i in range(1, 200))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("# 1.3 差旅费\n\n出差须事先报批，凭票报销。", False),  # a section number in a Markdown heading
+    ("# 2024 年度计划\n\n## 第3节 目标\n\n按计划执行。", False),  # any number in a Markdown heading
+    ("# 报销\n\n1. 事先报批；\n2) 凭票报销；\n（3）按时提交；\n4、存档。", False),  # list markers
+    ("# 报销\n\n1.2 审批\n\n第5条 出差须事先报批。", False),  # section numbers opening a line
+    ("# 报销\n\n1. 住宿费每晚不超过500元；\n2) 凭票报销。", True),
+    ("# 报销\n\n1.5倍工资按加班计。", True),
+    ("# 报销\n\n3.5%的手续费由个人承担。", True),
+    ("# 报销\n\n2024年3月起施行。", True),
+    ("# 报销\n\n报销须在十五日内提交。", True),
+])
+def test_has_figures_ignores_heading_section_and_list_numbers(text, expected):
+    chunks = chunk_markdown(text, ChunkingSettings(max_tokens=256, overlap_tokens=0))
+    assert [c.has_figures for c in chunks] == [expected], [c.text for c in chunks]
+
+
+def test_has_figures_ignores_numbered_headings_of_plain_text():
+    lines = ["第三章 差旅", "3.2 住宿标准", "出差人员住宿费实行限额标准，超出部分由个人承担。"]
+    pages = clean_pages([RawPage(1, lines_to_blocks(lines))], paged=False)
+    (chunk,) = chunk_pages(pages, approx_counter(), ChunkingSettings(max_tokens=256, overlap_tokens=0))
+    assert chunk.heading_path == "第三章 差旅 > 3.2 住宿标准" and not chunk.has_figures
+    lines[-1] = "出差人员住宿费每晚不超过380元。"
+    pages = clean_pages([RawPage(1, lines_to_blocks(lines))], paged=False)
+    assert next(chunk_pages(pages, approx_counter(), ChunkingSettings(max_tokens=256, overlap_tokens=0))).has_figures
 
 
 def test_sentences_keep_figures_whole():

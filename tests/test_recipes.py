@@ -131,6 +131,8 @@ def test_policy_qa_numeric_focus_reviewed_for_llamafactory(tmp_path, server, mon
     with_figures = sum(bool(find_figures(ref)) for ref in references(items))
     assert with_figures / len(items) >= 0.3 and manifest["selection"]["with_figures"] == with_figures
     assert manifest["counts"]["by_task"]["numeric_qa"] / len(items) >= 0.3
+    # routing spreads the numeric share over the policies, so the held-out policies have numeric items too
+    assert all("numeric_qa" in {ex["task"] for ex in snap.split(s)} for s in ("train", "val", "test"))
     # reviewed: every item carries a human decision, so the audit sample yields an error-rate estimate
     assert out["decide"]["items"] > 0 and manifest["error_rate"]["unreviewed_approved"] == 0
     assert manifest["error_rate"]["audited"] > 0
@@ -175,6 +177,11 @@ def test_rf_filter_assistant_multiturn_json_with_follow_ups(tmp_path, server, mo
         if rec["meta"]["pattern"] == "follow_up":  # asked for what was missing before answering
             assert len(turns) >= 4 and turns[1]["value"].rstrip().endswith("?")
     assert patterns == {"direct", "follow_up"}
+    # whole numbers stay whole (the notes write "915 MHz", so the specification says 915, not 915.0)
+    assert not [r for r in records if re.search(r"\d\.0\b", r["conversations"][-1]["value"])]
+    assert any('"center_frequency_mhz": 915,' in r["conversations"][-1]["value"] for r in records)
+    gates = {g["name"]: g for g in manifest["gates"]}  # json_dialog items carry a schema: the JSON gate measures them
+    assert gates["json_parse_rate"]["n"] >= len(records) and gates["json_parse_rate"]["value"] == 1.0
     # the recipe's eval: JSON parse rate and per-field accuracy
     def worse(ref: str) -> str:
         data = json.loads(ref)
@@ -215,6 +222,8 @@ def test_em_course_tutor_two_templated_task_types_with_refusals(tmp_path, server
     tuned, base = report["overall"]["tuned"], report["overall"]["base"]
     assert tuned["key_points"] == tuned["template_hit"] == tuned["refusal_acc"] == 1.0
     assert base["key_points"] == base["template_hit"] == base["refusal_acc"] == 0.0
+    assert {ex["task"] for ex in held_out} == {"template", "worked_problem"}  # calculations are held out too
+    assert report["by_task"]["tuned"]["template"]["key_points"] == 1.0  # concept answers carry key points too
 
 
 def test_abstracts_to_alpaca_split_8_1_1_by_paper(tmp_path, server, monkeypatch):

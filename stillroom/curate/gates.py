@@ -3,7 +3,8 @@
 The pool is every scored item a reviewer has not rejected, so reviewing the queue (rejecting what
 is bad) is how a failing gate is made to pass; `--force` is the other way, and it is recorded.
 Duplicates count towards the duplicate rate only: they are never exported, so they do not drag
-the other rates.
+the other rates. The JSON and template rates measure the items the format scorer checks for that shape,
+whatever their task: a `json_schema` in the meta (or task json_task), a `template` that is not a refusal.
 """
 
 from __future__ import annotations
@@ -14,20 +15,23 @@ from typing import Any
 from stillroom.curate.state import state_sql
 
 _RATES = """
-WITH st AS (SELECT id, revision, task, status, question, answer, status <> 'duplicate' AS u FROM ({state})
-            WHERE status <> 'rejected' AND overall IS NOT NULL),
+WITH st AS (SELECT id, revision, status, question, answer, status <> 'duplicate' AS u,
+                   task = 'json_task' OR coalesce(json_exists(meta, '$.json_schema'), false) AS is_json,
+                   coalesce(json_array_length(meta -> '$.template'), 0) > 0
+                     AND NOT coalesce(TRY_CAST(meta ->> '$.refusal' AS BOOLEAN), false) AS is_tpl
+            FROM ({state}) WHERE status <> 'rejected' AND overall IS NOT NULL),
 flags AS (SELECT item_id, revision,
                  bool_or(hard_fail) FILTER (WHERE scorer = 'format') AS fmt_fail,
                  bool_or(hard_fail) FILTER (WHERE scorer = 'refusal') AS ref_fail,
                  bool_or(hard_fail) FILTER (WHERE scorer = 'numeric_fidelity') AS num_fail
           FROM scores WHERE scorer IN ('format', 'refusal', 'numeric_fidelity') GROUP BY 1, 2)
 SELECT
-  count(*) FILTER (WHERE u AND st.task = 'json_task'),
-  count(*) FILTER (WHERE u AND st.task = 'json_task' AND NOT coalesce(f.fmt_fail, false)),
+  count(*) FILTER (WHERE u AND st.is_json),
+  count(*) FILTER (WHERE u AND st.is_json AND NOT coalesce(f.fmt_fail, false)),
   count(*) FILTER (WHERE u),
   count(*) FILTER (WHERE u AND coalesce(trim(st.question), '') <> '' AND coalesce(trim(st.answer), '') <> ''),
-  count(*) FILTER (WHERE u AND st.task = 'template'),
-  count(*) FILTER (WHERE u AND st.task = 'template' AND NOT coalesce(f.fmt_fail, false)),
+  count(*) FILTER (WHERE u AND st.is_tpl),
+  count(*) FILTER (WHERE u AND st.is_tpl AND NOT coalesce(f.fmt_fail, false)),
   count(f.num_fail) FILTER (WHERE u),
   count(f.num_fail) FILTER (WHERE u AND NOT f.num_fail),
   count(*),

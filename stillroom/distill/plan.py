@@ -46,30 +46,44 @@ def targets(tasks: dict[str, Task], mix: dict[str, float]) -> dict[str, float]:
 
 def assign(chunks: list[Chunk], tasks: dict[str, Task], mix: dict[str, float], samples: int,
            earlier: dict[tuple[str, int], str]) -> list[tuple[Chunk, int, str]]:
-    """Route every (chunk, sample) slot to a task. Chunks with figures go to figures-only tasks
-    (numeric_qa) until those reach their share of all slots; every other slot goes to the task
-    furthest below its share. A slot an earlier run routed keeps its task."""
+    """Route every (chunk, sample) slot to a task, returned in reading order. Chunks with figures go to
+    figures-only tasks (numeric_qa, worked_problem) until those reach their share of all slots; every
+    other slot goes to the task furthest below its share. Slots are routed in an order that interleaves
+    the documents, so the figures-only share is spread over every document rather than spent on the
+    first ones (a split by document then holds some in each part). A slot an earlier run routed keeps
+    its task."""
     share = targets(tasks, mix)
     quota = {n: math.ceil(share[n] * len(chunks) * samples - 1e-9) for n, t in tasks.items() if t.needs_figures}
     counts: Counter[str] = Counter(t for t in earlier.values() if t in tasks)
     total = sum(counts.values())
-    out = []
+    routed: dict[tuple[str, int], str] = {}
+    for chunk, s in _interleaved(chunks, samples):
+        kept = earlier.get((chunk.id, s))
+        if kept in tasks:
+            routed[chunk.id, s] = kept
+            continue
+        fits = [n for n, t in tasks.items() if chunk.has_figures or not t.needs_figures]
+        if not fits:
+            continue
+        total += 1
+        scarce = [n for n in fits if n in quota and counts[n] < quota[n]]
+        others = [n for n in fits if n not in quota] or fits
+        name = scarce[0] if scarce else max(others, key=lambda n: share[n] * total - counts[n])
+        counts[name] += 1
+        routed[chunk.id, s] = name
+    return [(c, s, routed[c.id, s]) for c in chunks for s in range(samples) if (c.id, s) in routed]
+
+
+def _interleaved(chunks: list[Chunk], samples: int) -> list[tuple[Chunk, int]]:
+    """Every slot, ordered by how far through its document it lies (then by document, then sample), so a
+    long document is visited evenly alongside short ones. Deterministic: it depends only on the chunks."""
+    docs: dict[str, list[Chunk]] = {}
     for chunk in chunks:
-        for s in range(samples):
-            kept = earlier.get((chunk.id, s))
-            if kept in tasks:
-                out.append((chunk, s, kept))
-                continue
-            fits = [n for n, t in tasks.items() if chunk.has_figures or not t.needs_figures]
-            if not fits:
-                continue
-            total += 1
-            scarce = [n for n in fits if n in quota and counts[n] < quota[n]]
-            others = [n for n in fits if n not in quota] or fits
-            name = scarce[0] if scarce else max(others, key=lambda n: share[n] * total - counts[n])
-            counts[name] += 1
-            out.append((chunk, s, name))
-    return out
+        docs.setdefault(chunk.document, []).append(chunk)
+    # (i + ½) / n as a float: equal fractions give equal floats, distinct ones (n < 10⁷) distinct floats
+    keyed = [((2 * i + 1) / (2 * len(doc)), d, i, chunk)
+             for d, doc in enumerate(docs.values()) for i, chunk in enumerate(doc)]
+    return [(chunk, s) for *_, chunk in sorted(keyed) for s in range(samples)]  # (position, d, i) is unique
 
 
 def plan_units(store: Store, tasks: dict[str, Task], mix: dict[str, float], samples: int,

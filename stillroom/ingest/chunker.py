@@ -20,6 +20,10 @@ from stillroom.settings.ingest import ChunkingSettings
 
 PAGE_SEPARATOR = "\n\n"
 _FIGURE = re.compile(r"\d|[一二三四五六七八九十百千万亿两][一二三四五六七八九十百千万亿两]*[元%天日月年个人次倍岁]|百分之")
+# A number that numbers its line rather than states a figure: a section number ("1.3 ", "第3条") or a list marker
+# ("2)", "（2）", "3、", "4. ") at the line's start. "1.5倍", "3.5%" or "2024年" opening a line stay figures.
+_LINE_NUMBER = re.compile(r"^\s*(?:\d{1,3}(?:\.\d{1,3})+\.?\s|第\d+[章节篇部条款]"  # 1.3 / 2.1.4. / 第3条
+                          r"|[(（]\d{1,3}[)）]|\d{1,3}(?:[)、）]|\.(?!\d)))")  # (2) （2） 2) 2、 2.
 
 
 @dataclass
@@ -42,10 +46,20 @@ class Chunk:
     heading_path: str
     text: str
     n_tokens: int
+    has_figures: bool = False  # candidates for numeric tasks: see states_figures()
 
-    @property
-    def has_figures(self) -> bool:
-        return bool(_FIGURE.search(self.text))
+
+def states_figures(text: str, headings: Iterable[str] = ()) -> bool:
+    """Whether `text` states a figure. Heading lines (`headings`: numbered, Markdown `#` or setext ones, as the
+    chunker found them) only name a section, and a number opening a line as its section number or list
+    marker counts nothing."""
+    skip = {h.strip() for h in headings}
+    for line in text.splitlines():
+        if line.strip() in skip:
+            continue
+        if _FIGURE.search(_LINE_NUMBER.sub("", line, count=1)):
+            return True
+    return False
 
 
 def page_atoms(page: CleanPage, page_start: int, counter: Counter, max_tokens: int) -> list[Atom]:
@@ -128,8 +142,9 @@ def chunk_pages(pages: Iterable[CleanPage], counter: Counter, cfg: ChunkingSetti
 
     def make(atoms: list[Atom]) -> Chunk:
         path = " > ".join(t for _, t in headings)
-        return Chunk(0, atoms[0].start, atoms[-1].end, atoms[0].page, atoms[-1].page, path,
-                     doc.slice(atoms[0].start, atoms[-1].end), sum(a.tokens for a in atoms))
+        text = doc.slice(atoms[0].start, atoms[-1].end)
+        return Chunk(0, atoms[0].start, atoms[-1].end, atoms[0].page, atoms[-1].page, path, text,
+                     sum(a.tokens for a in atoms), states_figures(text, [a.text for a in atoms if a.heading]))
 
     def emit(atoms: list[Atom]) -> Iterator[Chunk]:
         nonlocal pending, pending_atoms, seq

@@ -14,9 +14,11 @@ DEFAULT_WEIGHTS = {"numeric_fidelity": 30.0, "completeness": 25.0, "clarity": 20
 class GateSettings(Section):
     """Thresholds of the quality gates `stillroom curate` prints; a failing gate blocks export (unless --force)."""
 
-    json_parse_rate_min: float = Field(0.95, ge=0, le=1, description="json_task items whose answer is schema-valid JSON.")
+    json_parse_rate_min: float = Field(
+        0.95, ge=0, le=1, description="Items with a JSON Schema (json_task, json_dialog) whose answer is valid under it.")
     required_fields_min: float = Field(0.99, ge=0, le=1, description="Items with a non-empty question and answer.")
-    template_hit_rate_min: float = Field(0.9, ge=0, le=1, description="template items with every section, in order.")
+    template_hit_rate_min: float = Field(
+        0.9, ge=0, le=1, description="Items with a section template (template, worked_problem) using every section, in order.")
     numeric_fidelity_rate_min: float = Field(0.9, ge=0, le=1, description="Items whose every figure is in the source.")
     duplicate_rate_max: float = Field(0.2, ge=0, le=1, description="Items that duplicate a better one (exact or near).")
     refusal_rate_max: float = Field(0.05, ge=0, le=1, description="Items that refuse where an answer was expected.")

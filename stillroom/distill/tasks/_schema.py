@@ -7,9 +7,9 @@ looks enforced but is not would let bad items through quietly.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WrapValidator, create_model
 
 from stillroom.errors import UsageError
 
@@ -18,7 +18,7 @@ _ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id",
 _CHECKED = {"type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf", "oneOf",
             "$ref", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern",
             "minItems", "maxItems", "multipleOf"}
-_SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "null": type(None)}
+_SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": type(None)}  # "number": see _keep_int
 _BOUNDS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt", "minLength": "min_length",
            "maxLength": "max_length", "pattern": "pattern", "minItems": "min_length", "maxItems": "max_length",
            "multipleOf": "multiple_of"}
@@ -62,6 +62,8 @@ class _Builder:
         if types == "array":
             inner = self.annotation(node.get("items", {"type": "string"}), f"{name}[]")
             return list[_constrained(*inner)], bounds
+        if types == "number":  # bounds inside, so they are checked before _keep_int sees the value
+            return Annotated[float, Field(**bounds), WrapValidator(_keep_int), PlainSerializer(_as_is)], {}
         if types in _SCALARS:
             return _SCALARS[types], bounds
         raise UsageError(f"JSON Schema at {name}: unknown or missing \"type\" ({types!r})")
@@ -93,10 +95,19 @@ class _Builder:
 def _constrained(ann: Any, bounds: dict) -> Any:
     if not bounds:
         return ann
-    from typing import Annotated
-
     return Annotated[ann, Field(**bounds)]
 
 
 def _identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name) or "Model"
+
+
+def _keep_int(value: Any, handler: Any) -> Any:
+    """JSON Schema's "number" holds integers too: 915 as the model wrote it stays 915 (a plain float field
+    would export 915.0), once the float check and its bounds have passed; 915.0 stays 915.0."""
+    checked = handler(value)
+    return value if type(value) is int else checked
+
+
+def _as_is(value: float | int) -> float | int:
+    return value

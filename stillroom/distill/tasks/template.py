@@ -1,4 +1,6 @@
-"""`template`: answers that follow the user's section template, plus a refusal for an out-of-scope question."""
+"""`template`: answers that follow the user's section template, with the key points a correct answer states (kept
+in the item's meta, as qa does, for curation's completeness check and the eval's key-point coverage), plus a
+refusal for an out-of-scope question."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ class TemplateReply(Reply):
     answer: str = Field(min_length=1, description="Uses every section heading of the template, in order, each on its own line.")
     out_of_scope_question: str = Field(min_length=4, description="A related question the text cannot answer.")
     refusal: str = Field(min_length=1, description="A polite answer saying it is outside what the documents cover.")
+    key_points: list[str] = Field(default_factory=list, description=(
+        "Short phrases a correct answer must contain (the facts or results it rests on), each copied from the answer."))
 
 
 @TASKS.register("template")
@@ -35,7 +39,8 @@ class Template(Task):
         return []
 
     def to_items(self, reply: TemplateReply, chunk: Chunk) -> list[ItemDraft]:
-        items = [ItemDraft.qa(reply.question, reply.answer, {"template": list(self.settings.template_sections)})]
+        meta = {"template": list(self.settings.template_sections), "key_points": list(reply.key_points)}
+        items = [ItemDraft.qa(reply.question, reply.answer, meta)]
         if self.settings.template_refusals:
             items.append(ItemDraft.qa(reply.out_of_scope_question, reply.refusal, {"refusal": True}))
         return items

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from stillroom.distill.tasks import TASKS, Chunk, ItemDraft
+from stillroom.distill.tasks import TASKS, Chunk
 from stillroom.distill.tasks.template import Template, TemplateReply
 
 
@@ -27,8 +27,3 @@ class WorkedProblem(Template):
         problems = [f"key point {k!r} does not appear in the answer; copy each key point from the answer"
                     for k in missing]
         return super().check(reply, chunk) + problems
-
-    def to_items(self, reply: WorkedProblemReply, chunk: Chunk) -> list[ItemDraft]:
-        items = super().to_items(reply, chunk)
-        items[0].meta["key_points"] = list(reply.key_points)
-        return items
