@@ -111,6 +111,6 @@ def _say_summary(out: Output, s: dict) -> None:
     out.say(f"error rate: {s['error_rate']}")
     if s["snapshot"]:
         out.say(f"snapshot: {s['snapshot']} {s['snapshot_splits']}\n"
-                f"train on it: stillroom train {s['snapshot']} --max-steps 50")
+                f"train on it: stillroom train {s['snapshot']} -p {s['project']} --max-steps 50")
     else:
         out.problem(f"no snapshot: {s['export_error']}")
