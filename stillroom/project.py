@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from stillroom.errors import ProjectNotFound, UsageError
+from stillroom.registry import load_plugins
 from stillroom.settings import Settings, default_toml, load_settings
 
 CONFIG_NAME = "stillroom.toml"
@@ -35,6 +36,10 @@ class Project:
     def settings(self) -> Settings:
         return load_settings(self.config_path)
 
+    def load_plugins(self) -> None:
+        """Import the project's own providers, scorers and export formats (`[project] plugins`)."""
+        load_plugins(self.root, self.settings.project.plugins)
+
     def store(self):
         from stillroom.store import Store
 
@@ -53,7 +58,7 @@ def init_project(root: Path) -> tuple[Project, bool]:
         project.config_path.write_text(default_toml(), encoding="utf-8")
         created = True
     project.state_dir.mkdir(exist_ok=True)
-    project.settings  # validate an existing file before touching the database
+    _loaded(project)  # validate an existing file (and load its plugins) before touching the database
     if not project.db_path.exists():
         created = True
     with project.store().connect():
@@ -78,4 +83,5 @@ def find_project(explicit: Path | None = None, start: Path | None = None) -> Pro
 
 def _loaded(project: Project) -> Project:
     project.settings  # every command validates stillroom.toml before doing anything
+    project.load_plugins()
     return project

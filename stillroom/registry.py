@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Callable, Generic, Iterable, TypeVar
 
-from stillroom.errors import UnknownName
+from stillroom.errors import ConfigError, UnknownName
 
 T = TypeVar("T")
 
@@ -53,3 +58,30 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         self._load()
         return sorted(self._items.items())
+
+
+def load_plugins(root: Path, files: Iterable[str]) -> list[ModuleType]:
+    """Import a project's `[project] plugins` files (paths relative to `root`), each once per process.
+
+    A plugin registers what it adds with the same decorators the built-ins use, so after this every
+    registry knows its names. An error inside a plugin is the plugin's bug and keeps its traceback.
+    """
+    modules = []
+    for rel in files:
+        path = (root / rel).resolve()
+        if path.suffix != ".py" or not path.is_file():
+            raise ConfigError(f"{root / 'stillroom.toml'}: [project] plugins names {rel!r}, which is not a .py file "
+                              f"in {root} — fix the path (relative to the project) or remove it")
+        # One module per file, named after its path: loading the project again imports nothing twice.
+        name = f"stillroom_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # before running it, as an import would (dataclasses, pickling look it up)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        modules.append(sys.modules[name])
+    return modules

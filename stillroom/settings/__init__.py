@@ -15,11 +15,13 @@ from stillroom.settings.curate import CurateSettings
 from stillroom.settings.distill import DistillSettings
 from stillroom.settings.export import ExportSettings
 from stillroom.settings.ingest import ChunkingSettings, IngestSettings
+from stillroom.settings.project import ProjectSettings
 from stillroom.settings.review import ReviewSettings
 from stillroom.settings.train import TrainSettings
 
 
 class Settings(Section):
+    project: ProjectSettings = Field(default_factory=ProjectSettings, description="The project's own code.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Files → clean text.")
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Clean text → chunks.")
     distill: DistillSettings = Field(default_factory=DistillSettings, description="Chunks → training items.")
