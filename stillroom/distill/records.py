@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from stillroom.distill.plan import Unit
 from stillroom.distill.router import CallRecord
 from stillroom.distill.tasks import ItemDraft
+from stillroom.distill.validate import Attempt
+from stillroom.errors import StillroomError
 from stillroom.ids import content_id
 from stillroom.store import Store
 
-if TYPE_CHECKING:
-    from stillroom.distill.runner import Result
+
+@dataclass
+class Result:
+    unit: Unit
+    status: str  # done, failed, pending (not run: stopped or every key dead)
+    items: list[ItemDraft] = field(default_factory=list)
+    reason: str | None = None
+    error: str = ""
+    calls: list[CallRecord] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    provider: str = ""
+    model: str = ""
+    stop: StillroomError | None = None
+    crash: BaseException | None = None
 
 
-def call_rows(run_id: str, r: "Result") -> list[tuple]:
+def call_rows(run_id: str, r: Result) -> list[tuple]:
     """Each HTTP attempt; a reply that failed validation keeps its raw text and why."""
     attempts = iter(r.attempts)
     rows = []
@@ -34,7 +50,7 @@ def call_row(run_id: str, c: CallRecord, status: str, raw: str | None, error: st
             status, error_class, raw)
 
 
-def item_row(r: "Result", draft: ItemDraft) -> tuple:
+def item_row(r: Result, draft: ItemDraft) -> tuple:
     msgs = draft.messages
     question = next((m["content"] for m in msgs if m["role"] == "user"), None)
     answer = next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), None)

@@ -13,15 +13,16 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from stillroom.distill import plan, records
+from stillroom.distill.records import Result
 from stillroom.distill.plan import Unit
 from stillroom.distill.provider import PROVIDERS, ProviderCallError, Request
 from stillroom.distill.router import AllKeysDead, CallRecord, Router, RouterClosed, resolve_chain
-from stillroom.distill.tasks import ItemDraft, Task, load_tasks
-from stillroom.distill.validate import Attempt, complete_validated
+from stillroom.distill.tasks import Task, load_tasks
+from stillroom.distill.validate import complete_validated
 from stillroom.distill.workers import CtrlC, RunLock, WorkerPool
 from stillroom.errors import StillroomError, UsageError
 from stillroom.ids import content_id
@@ -44,21 +45,6 @@ class Options:
     base_url: str | None = None
     limit: int | None = None
     retry_failed: bool = False
-
-
-@dataclass
-class Result:
-    unit: Unit
-    status: str  # done, failed, pending (not run: stopped or every key dead)
-    items: list[ItemDraft] = field(default_factory=list)
-    reason: str | None = None
-    error: str = ""
-    calls: list[CallRecord] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    provider: str = ""
-    model: str = ""
-    stop: StillroomError | None = None
-    crash: BaseException | None = None
 
 
 class DistillRun:
