@@ -104,9 +104,99 @@ def test_item_view_of_an_unscored_item_still_marks_figures_missing_from_the_sour
         reviews.item_view(store, "itm_nope")
 
 
-def test_double_review_lets_a_second_reviewer_see_a_decided_item(queued):
+def test_a_decided_item_leaves_the_queue_without_double_review(queued):
     _, store, ids = queued
     reviews.decide(store, ids[0], "ann", "approve")
     assert reviews.next_item(store, "bob")["item_id"] == ids[1]
     reviews.release(store, ids[1], "bob")
-    assert reviews.next_item(store, "cy", reviews_per_item=2)["item_id"] == ids[0]
+    assert reviews.next_item(store, "cy")["item_id"] == ids[1]
+
+
+def test_double_review_keeps_an_item_queued_until_two_different_reviewers_decided(queued):
+    _, store, ids = queued
+    share = 1.0  # every item is drawn for double review
+    take = lambda who: reviews.next_item(store, who, double_share=share)["item_id"]  # noqa: E731
+    assert take("ann") == ids[0]
+    reviews.decide(store, ids[0], "ann", "approve")
+    assert take("ann") == ids[1]  # never the same item twice for ann
+    assert take("bob") == ids[0]  # but it stays in the queue for a second reviewer
+    reviews.decide(store, ids[0], "bob", "reject", reason_code="wrong")
+    assert take("cy") == ids[2]  # two reviewers decided it: done
+    # an undo reopens it for the one who withdrew
+    assert reviews.undo(store, "bob") == ids[0]
+    assert take("bob") == ids[0]
+    standing = store.query("SELECT reviewer FROM reviews WHERE item_id = ? AND decision IN ('approve', 'reject') "
+                           "ORDER BY seq", [ids[0]])
+    assert standing == [("ann",), ("bob",)]
+
+
+def test_the_double_review_draw_is_stable_and_near_the_share(tmp_path):
+    import duckdb
+
+    ids = [f"itm_{i:05d}" for i in range(4000)]
+    drawn = [i for i in ids if reviews.reviews_needed(i, 0.1) == 2]
+    assert 0.08 < len(drawn) / len(ids) < 0.12
+    assert all(reviews.reviews_needed(i, 0.0) == 1 for i in ids[:50])
+    assert all(reviews.reviews_needed(i, 1.0) == 2 for i in ids[:50])
+    # the queue's SQL draws the same items as Python
+    from stillroom.curate.review_order import _threshold
+
+    sql = duckdb.sql(f"SELECT i FROM (SELECT unnest({ids!r}) AS i) "
+                     f"WHERE ('0x' || substr(sha256(i), 1, 8))::UBIGINT < {_threshold(0.1)} ORDER BY i").fetchall()
+    assert [r[0] for r in sql] == drawn
+
+
+def test_a_second_store_on_the_same_file_never_leases_a_held_item_and_sees_new_decisions(queued):
+    """Two Store objects stand for two processes: each keeps its own order in memory, the database arbitrates."""
+    from stillroom.store import Store
+
+    _, store, ids = queued
+    other = Store(store.db_path)
+    assert reviews.next_item(store, "ann")["item_id"] == ids[0]
+    assert reviews.next_item(other, "bob")["item_id"] == ids[1]  # other's order did not know ann's lease
+    reviews.decide(other, ids[1], "bob", "approve")
+    reviews.decide(store, ids[0], "ann", "approve")
+    assert reviews.next_item(store, "cy")["item_id"] == ids[2]  # bob's decision, made elsewhere, is seen
+    new = add_items(other, None, 1, prefix="urgent")
+    with other.transaction() as con:
+        con.execute("INSERT INTO review_queue (item_id, priority, reason) VALUES (?, 100, 'hard_fail')", new)
+    assert reviews.next_item(store, "dan")["item_id"] == new[0]  # queued elsewhere, offered at once
+
+
+def test_views_fetched_ahead_follow_changes_made_elsewhere(queued):
+    from stillroom.store import Store
+
+    _, store, ids = queued
+    first = reviews.next_item(store, "ann", with_view=True)
+    assert first["view"]["item_id"] == ids[0] and first["view"]["revision"] == 0
+    assert reviews.prefetch(store) == 0  # the first fetch brought the next items' views along
+    reviews.edit(Store(store.db_path), ids[1], "cy", answer="每晚500元（含早餐）。")  # another process edits
+    second = reviews.next_item(store, "bob", with_view=True)["view"]
+    assert second["item_id"] == ids[1] and second["revision"] == 1 and second["answer"] == "每晚500元（含早餐）。"
+
+
+def test_decide_and_next_records_and_leases_in_one_go_or_writes_nothing(queued):
+    from stillroom.store import Store
+
+    _, store, ids = queued
+    assert reviews.next_item(store, "ann")["item_id"] == ids[0]
+    assert reviews.next_item(store, "bob")["item_id"] == ids[1]
+    with pytest.raises(StillroomError, match="being reviewed by bob"):
+        reviews.decide_and_next(store, ids[1], "ann", "approve")
+    assert store.query("SELECT count(*) FROM reviews")[0][0] == 0
+    reviews.decide(Store(store.db_path), ids[3], "cy", "approve")  # elsewhere: seq 1
+    nxt = reviews.decide_and_next(store, ids[0], "ann", "reject", reason_code="wrong", with_view=True)
+    assert nxt["item_id"] == ids[2] and nxt["view"]["item_id"] == ids[2]
+    rows = store.query("SELECT item_id, reviewer, decision, seq FROM reviews ORDER BY seq")
+    assert rows == [(ids[3], "cy", "approve", 1), (ids[0], "ann", "reject", 2)]
+    assert store.query("SELECT lease_owner FROM review_queue WHERE item_id = ?", [ids[2]]) == [("ann",)]
+
+
+def test_a_double_review_items_view_stays_ready_for_the_second_reviewer_with_the_first_decision(queued):
+    _, store, ids = queued
+    first = reviews.next_item(store, "ann", double_share=1.0, with_view=True)
+    reviews.decide_and_next(store, first["item_id"], "ann", "approve", double_share=1.0)
+    second = reviews.next_item(store, "bob", double_share=1.0, with_view=True)
+    assert second["item_id"] == ids[0]
+    assert [(h["reviewer"], h["decision"]) for h in second["view"]["history"]] == [("ann", "approve")]
+    assert second["view"]["history"][0]["reviewer"] == reviews.item_view(store, ids[0])["history"][0]["reviewer"]

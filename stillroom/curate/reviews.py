@@ -3,7 +3,9 @@
 Leases keep two reviewers off the same item; a lease runs out by itself, so a closed browser
 never strands an item. Decisions are appended, never updated: an undo is a new row that withdraws
 an earlier one, an edit is a new revision of the item, re-scored at once. Every change is also
-written to `audit_log`.
+written to `audit_log`. Which item comes next is read from an order kept in memory and checked
+against the database on every call (`stillroom.curate.review_order`): a key press costs a few
+narrow statements, not a ranking of the whole queue.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from stillroom.curate.review_order import FINGERPRINT, order_of, reviews_needed  # noqa: F401 (part of this API)
 from stillroom.curate.state import EFFECTIVE, utcnow
 from stillroom.errors import StillroomError, UsageError
 from stillroom.ids import content_id
@@ -19,59 +22,99 @@ from stillroom.ids import content_id
 DECISIONS = ("approve", "reject")
 
 
-def next_item(store: Any, reviewer: str, lease_s: float = 300, *, reviews_per_item: int = 1) -> dict | None:
-    """Lease the highest-priority queued item nobody else holds and this reviewer has not decided.
+def next_item(store: Any, reviewer: str, lease_s: float = 300, *, double_share: float = 0.0,
+              with_view: bool = False) -> dict | None:
+    """Lease the highest-priority open item nobody else holds and this reviewer has not decided.
 
-    A reviewer who already holds a live lease gets that item back (a reload shows the same item).
-    Items the reviewer skipped stay out of their way until a lease period has passed.
+    An item is open until as many different reviewers as it needs have decided it: one, or two for
+    the `double_share` of items drawn for double review (`reviews_needed`). A reviewer who already
+    holds a live lease gets that item back (a reload shows the same item). Items the reviewer skipped
+    stay out of their way until a lease period has passed. `with_view` adds the item's `view`
+    (see `item_view`), fetched in a batch with the items likely to be asked for next.
     """
     now = utcnow()
+    order = order_of(store)
     with store.transaction() as con:
-        row = con.execute(
-            "SELECT item_id, priority, reason FROM review_queue WHERE lease_owner = ? AND lease_expires > ? "
-            "ORDER BY lease_expires DESC LIMIT 1", [reviewer, now]).fetchone()
-        if row is None:
-            row = _first_free(con, reviewer, now, lease_s, reviews_per_item)
-        if row is None:
-            return None
-        expires = now + timedelta(seconds=lease_s)
-        con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE lease_owner = ? AND item_id <> ?", [reviewer, row[0]])
-        con.execute("UPDATE review_queue SET lease_owner = ?, lease_expires = ? WHERE item_id = ?",
-                    [reviewer, expires, row[0]])
-    return {"item_id": row[0], "id": row[0], "priority": row[1], "reason": row[2], "lease_expires": expires}
+        try:
+            _sync(con, order, double_share, now, lease_s)
+            return _lease_next(con, order, reviewer, now, lease_s, with_view)
+        except BaseException:
+            order.forget()
+            raise
 
 
-# Candidates are ranked on the queue alone, then only a window of them is checked against the
-# decisions: checking every queued item made each key press cost ~250 ms at 200,000 items.
-_CANDIDATES = """
-WITH cand AS (
-  SELECT item_id, priority, reason FROM review_queue q
-  WHERE q.lease_owner IS NULL OR q.lease_expires <= $now OR q.lease_owner = $me
-  ORDER BY q.priority DESC, q.item_id LIMIT $window),
-eff AS (
-  SELECT r.item_id, r.reviewer FROM reviews r
-  WHERE r.item_id IN (SELECT item_id FROM cand) AND r.decision IN ('approve', 'reject')
-    AND NOT EXISTS (SELECT 1 FROM reviews u WHERE u.decision = 'undo' AND u.undoes = r.id))
-SELECT c.item_id, c.priority, c.reason FROM cand c
-WHERE NOT EXISTS (SELECT 1 FROM eff WHERE eff.item_id = c.item_id AND eff.reviewer = $me)
-  AND (SELECT count(*) FROM eff WHERE eff.item_id = c.item_id) < $per_item
-  AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.actor = $me AND a.action = 'release'
-                  AND a.subject = c.item_id AND a.created_at > $skip_since)
-ORDER BY c.priority DESC, c.item_id LIMIT 1
-"""
+def decide_and_next(store: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None = None,
+                    note: str | None = None, *, lease_s: float = 300, double_share: float = 0.0,
+                    with_view: bool = False) -> dict | None:
+    """A key press: `decide`, then `next_item`, in one transaction (one disk sync) and one look at the database.
+
+    Raises, with nothing written, where `decide` would refuse.
+    """
+    _check_decision(decision, reason_code)
+    now = utcnow()
+    order = order_of(store)
+    with store.transaction() as con:
+        try:
+            fp = _sync(con, order, double_share, now, lease_s)
+            # the fingerprint just read holds the last seq; a queued item in the window is known to exist
+            revision, seq = _item_state(con, item_id, known=item_id in order.by_id, last_seq=fp[1])
+            _record(con, order, item_id, reviewer, decision, reason_code, note, revision, seq)
+            return _lease_next(con, order, reviewer, now, lease_s, with_view)
+        except BaseException:
+            order.forget()
+            raise
 
 
-def _first_free(con: Any, reviewer: str, now, lease_s: float, per_item: int):
-    """The best queued item this reviewer may take; the window of candidates grows until one fits."""
-    total = con.execute("SELECT count(*) FROM review_queue").fetchone()[0]
-    window = 64
-    while True:
-        row = con.execute(_CANDIDATES, {"now": now, "me": reviewer, "per_item": per_item, "window": window,
-                                        "skip_since": now - timedelta(seconds=lease_s)}).fetchone()
-        if row is not None or window >= total:
-            return row
-        window *= 8
+def _sync(con: Any, order: Any, double_share: float, now, lease_s: float) -> tuple:
+    fp = tuple(con.execute(f"SELECT {FINGERPRINT}").fetchone())
+    order.sync(con, double_share, fp, now, lease_s)
+    return fp
+
+
+def _lease_next(con: Any, order: Any, reviewer: str, now, lease_s: float, with_view: bool) -> dict | None:
+    held = order.held_by(reviewer, now)
+    if held is not None:
+        item = {"item_id": held.item_id, "priority": held.priority, "reason": held.reason,
+                "lease_expires": held.expires}
+    else:
+        item = _claim(con, order, reviewer, now, lease_s)
+    if item is None:
+        return None
+    if with_view:
+        item["view"] = order.view(con, item["item_id"], now)
+    return {**item, "id": item["item_id"]}
+
+
+def _claim(con: Any, order: Any, reviewer: str, now, lease_s: float) -> dict | None:
+    """Lease the first candidate the database agrees is free (another process may have leased it meanwhile)."""
+    expires = now + timedelta(seconds=lease_s)
+    for e in order.candidates(con, reviewer, now, skip_since=now - timedelta(seconds=lease_s)):
+        taken = con.execute(
+            "UPDATE review_queue SET lease_owner = $me, lease_expires = $expires WHERE item_id = $id "
+            "AND (lease_owner IS NULL OR lease_expires <= $now OR lease_owner = $me)",
+            {"me": reviewer, "expires": expires, "id": e.item_id, "now": now}).fetchone()[0]
+        if taken:
+            order.leased(e.item_id, reviewer, expires)
+            return {"item_id": e.item_id, "priority": e.priority, "reason": e.reason, "lease_expires": expires}
+        row = con.execute("SELECT lease_owner, lease_expires FROM review_queue WHERE item_id = ?",
+                          [e.item_id]).fetchone()
+        order.leased(e.item_id, *(row or (None, None)))
+    return None
+
+
+def prefetch(store: Any) -> int:
+    """Fetch the views of the next items before anyone asks (the review server calls it after a response).
+
+    Works from what the last `next_item` saw: nothing happens (not even a query) while enough views are
+    ready. A view fetched just before someone else changes the item is dropped at the next `next_item`,
+    which notices the change. Returns how many views it fetched.
+    """
+    order = order_of(store)
+    ids = order.views_wanted(utcnow())
+    if ids:
+        with store.connect() as con:
+            order.fetch_views(con, ids)
+    return len(ids)
 
 
 def release(store: Any, item_id: str, reviewer: str) -> None:
@@ -80,19 +123,30 @@ def release(store: Any, item_id: str, reviewer: str) -> None:
         con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL "
                     "WHERE item_id = ? AND lease_owner = ?", [item_id, reviewer])
         _audit(con, reviewer, "release", item_id)
+        order_of(store).skipped(reviewer, item_id, utcnow())
 
 
 def decide(store: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None = None,
            note: str | None = None) -> str:
-    """Record approve or reject (a reject names its reason code). Returns the decision's id."""
+    """Record approve or reject (a reject names its reason code). Returns the decision's id.
+
+    Refused, with nothing written, while another reviewer holds the item's lease.
+    """
     _check_decision(decision, reason_code)
     with store.transaction() as con:
-        revision = _current_revision(con, item_id)
-        _check_lease(con, item_id, reviewer)
-        review_id = _append(con, item_id, revision, reviewer, decision, reason_code, note)
-        con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL WHERE item_id = ?", [item_id])
-        _audit(con, reviewer, decision, item_id, {"review_id": review_id, "revision": revision,
-                                                  "reason_code": reason_code, "note": note})
+        revision, seq = _item_state(con, item_id)
+        return _record(con, order_of(store), item_id, reviewer, decision, reason_code, note, revision, seq)
+
+
+def _record(con: Any, order: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None,
+            note: str | None, revision: int, seq: int) -> str:
+    _end_lease(con, item_id, reviewer)
+    created_at = utcnow()
+    review_id = _append(con, item_id, revision, reviewer, decision, reason_code, note, seq=seq, at=created_at)
+    _audit(con, reviewer, decision, item_id, {"review_id": review_id, "revision": revision,
+                                              "reason_code": reason_code, "note": note})
+    order.decided(item_id, reviewer, seq, {"reviewer": reviewer, "decision": decision, "reason_code": reason_code,
+                                           "revision": revision, "at": created_at})
     return review_id
 
 
@@ -125,6 +179,7 @@ def decide_many(store: Any, item_ids: list[str], reviewer: str, decision: str, r
             con.unregister("bulk_ids")
         _audit(con, reviewer, f"bulk_{decision}", None, {"items": len(ids), "reason_code": reason_code,
                                                          "note": note, "first_seq": start + 1})
+    order_of(store).forget()
     return len(ids)
 
 
@@ -134,7 +189,7 @@ def edit(store: Any, item_id: str, reviewer: str, *, question: str | None = None
     if question is None and answer is None and messages is None:
         raise UsageError("edit needs a new question, answer or messages")
     with store.transaction() as con:
-        revision = _current_revision(con, item_id)
+        revision, seq = _item_state(con, item_id)
         _check_lease(con, item_id, reviewer)
         current = con.execute(
             "SELECT coalesce(r.messages, i.messages) FROM items i LEFT JOIN item_revisions r "
@@ -147,34 +202,49 @@ def edit(store: Any, item_id: str, reviewer: str, *, question: str | None = None
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [content_id("rev", {"item": item_id, "revision": new}), item_id, new, q, a,
                      json.dumps(msgs, ensure_ascii=False), reviewer, utcnow()])
-        review_id = _append(con, item_id, new, reviewer, "edit", None, None)
+        review_id = _append(con, item_id, new, reviewer, "edit", None, None, seq=seq)
         _audit(con, reviewer, "edit", item_id, {"review_id": review_id, "revision": new, "from_revision": revision})
     from stillroom.curate import scoring
 
+    order_of(store).forget()  # the new revision's scores change what the item's view shows
     scoring.score_items(store, settings or _project_settings(store), [item_id])
     return new
 
 
 def undo(store: Any, reviewer: str, lease_s: float = 300) -> str | None:
-    """Withdraw this reviewer's last standing approve/reject; the item comes back to them. Returns its id."""
+    """Withdraw this reviewer's last standing approve/reject; the item comes back to them. Returns its id.
+
+    The item is leased to them again unless another reviewer holds it now (a double review in progress).
+    """
+    now = utcnow()
     with store.transaction() as con:
         row = con.execute(f"""WITH eff AS ({EFFECTIVE})
             SELECT id, item_id FROM eff WHERE reviewer = ? ORDER BY seq DESC LIMIT 1""", [reviewer]).fetchone()
         if row is None:
             return None
         review_id, item_id = row
-        undo_id = _append(con, item_id, _current_revision(con, item_id), reviewer, "undo", None, None,
-                          undoes=review_id)
+        revision, seq = _item_state(con, item_id)
+        undo_id = _append(con, item_id, revision, reviewer, "undo", None, None, undoes=review_id, seq=seq)
         con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?",
                     [reviewer])
-        con.execute("UPDATE review_queue SET lease_owner = ?, lease_expires = ? WHERE item_id = ?",
-                    [reviewer, utcnow() + timedelta(seconds=lease_s), item_id])
+        expires = now + timedelta(seconds=lease_s)
+        granted = con.execute("UPDATE review_queue SET lease_owner = $me, lease_expires = $expires WHERE item_id = $id "
+                              "AND (lease_owner IS NULL OR lease_expires <= $now)",
+                              {"me": reviewer, "expires": expires, "id": item_id, "now": now}).fetchone()[0]
         _audit(con, reviewer, "undo", item_id, {"review_id": undo_id, "undoes": review_id})
+        standing = con.execute(f"WITH eff AS ({EFFECTIVE}) SELECT DISTINCT reviewer FROM eff WHERE item_id = ?",
+                               [item_id]).fetchall()
+        order = order_of(store)
+        if (prev := order.held.get(reviewer)) is not None:
+            order.leased(prev.item_id, None, None)
+        if granted:
+            order.leased(item_id, reviewer, expires)
+        order.undone(item_id, {r[0] for r in standing}, seq)
     return item_id
 
 
 def item_view(store: Any, item_id: str) -> dict:
-    """Everything a reviewer needs to judge one item: see `stillroom.curate.view`."""
+    """Everything a reviewer needs to judge one item, read afresh: see `stillroom.curate.view`."""
     from stillroom.curate.view import build_view
 
     return build_view(store, item_id)
@@ -204,12 +274,25 @@ def _check_decision(decision: str, reason_code: str | None) -> None:
         raise UsageError("a rejection needs a reason code (e.g. wrong, unsupported, incomplete) — pass one")
 
 
-def _current_revision(con: Any, item_id: str) -> int:
-    row = con.execute("SELECT (SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = i.id) "
-                      "FROM items i WHERE i.id = ?", [item_id]).fetchone()
-    if row is None:
+def _item_state(con: Any, item_id: str, *, known: bool = False, last_seq: int | None = None) -> tuple[int, int]:
+    """The item's current revision and the next decision's seq; refuses an item that does not exist."""
+    exists, revision, seq = con.execute(
+        "SELECT " + ("1" if known else "(SELECT count(*) FROM items WHERE id = $id)")
+        + ", (SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = $id), "
+        + ("$seq" if last_seq is not None else "(SELECT coalesce(max(seq), 0) + 1 FROM reviews)"),
+        {"id": item_id, **({"seq": last_seq + 1} if last_seq is not None else {})}).fetchone()
+    if not exists:
         raise StillroomError(f"no item {item_id!r} — list items with `stillroom items`")
-    return row[0]
+    return revision, seq
+
+
+def _end_lease(con: Any, item_id: str, reviewer: str) -> None:
+    """Clear the item's lease unless another reviewer holds it (then refuse: nothing has been written yet)."""
+    now = utcnow()
+    if not con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL WHERE item_id = $id "
+                       "AND (lease_owner IS NULL OR lease_owner = $me OR lease_expires <= $now)",
+                       {"id": item_id, "me": reviewer, "now": now}).fetchone()[0]:
+        _check_lease(con, item_id, reviewer)  # not queued at all is fine: a decision outside the queue
 
 
 def _check_lease(con: Any, item_id: str, reviewer: str) -> None:
@@ -220,12 +303,11 @@ def _check_lease(con: Any, item_id: str, reviewer: str) -> None:
 
 
 def _append(con: Any, item_id: str, revision: int, reviewer: str, decision: str, reason_code: str | None,
-            note: str | None, undoes: str | None = None) -> str:
-    seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM reviews").fetchone()[0]
+            note: str | None, undoes: str | None = None, *, seq: int, at=None) -> str:
     review_id = content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
     con.execute("INSERT INTO reviews (id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [review_id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, utcnow()])
+                [review_id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, at or utcnow()])
     return review_id
 
 

@@ -7,45 +7,66 @@ from typing import Any
 
 from stillroom.errors import StillroomError
 
-_ITEM = """
-WITH cur AS (SELECT max(revision) AS revision FROM item_revisions WHERE item_id = $id)
-SELECT i.id, i.task, i.origin, i.external_id, coalesce(cur.revision, 0) AS revision,
-       coalesce(r.question, i.question) AS question, coalesce(r.answer, i.answer) AS answer,
-       coalesce(r.messages, i.messages) AS messages, i.meta, i.provider, i.model, i.prompt_hash, i.chunk_id,
-       c.text AS chunk_text, c.page_start AS page, c.heading_path, d.file_name AS document_name, w.run_id
-FROM items i CROSS JOIN cur
-LEFT JOIN item_revisions r ON r.item_id = i.id AND r.revision = cur.revision
-LEFT JOIN chunks c ON c.id = i.chunk_id
-LEFT JOIN documents d ON d.id = c.document_id
-LEFT JOIN work_units w ON w.id = i.unit_id
-WHERE i.id = $id
-"""
+# Each query filters one table by a list of ids, so a batch of items costs about what one does (a
+# scan each; DuckDB has no index lookups here), and no join drags every chunk's text along.
+_IDS = "IN (SELECT unnest($ids::VARCHAR[]))"
+_ITEMS = f"""SELECT id, task, origin, external_id, question, answer, messages, meta, provider, model, prompt_hash,
+chunk_id, unit_id FROM items WHERE id {_IDS}"""
+_REVISIONS = f"SELECT item_id, revision, question, answer, messages FROM item_revisions WHERE item_id {_IDS}"
+_CHUNKS = f"""SELECT c.id, c.text, c.page_start, c.heading_path, d.file_name FROM chunks c
+LEFT JOIN documents d ON d.id = c.document_id WHERE c.id {_IDS}"""
+_SCORES = f"SELECT item_id, revision, scorer, value, hard_fail, evidence FROM scores WHERE item_id {_IDS}"
+_HISTORY = f"""SELECT item_id, reviewer, decision, reason_code, revision, created_at FROM reviews WHERE item_id {_IDS}
+ORDER BY seq"""
 
 
 def build_view(store: Any, item_id: str) -> dict:
     with store.connect() as con:
-        cur = con.execute(_ITEM, {"id": item_id})
-        cols = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        if row is None:
-            raise StillroomError(f"no item {item_id!r} — list items with `stillroom items`")
-        view = dict(zip(cols, row))
-        scores = con.execute(
-            "SELECT scorer, value, hard_fail, evidence FROM scores WHERE item_id = ? AND revision = ? "
-            "ORDER BY scorer = 'overall' DESC, scorer", [item_id, view["revision"]]).fetchall()
-        history = con.execute(
-            "SELECT reviewer, decision, reason_code, revision, created_at FROM reviews WHERE item_id = ? ORDER BY seq",
-            [item_id]).fetchall()
-    view["item_id"] = item_id
-    view["messages"] = json.loads(view["messages"]) if view["messages"] else []
-    view["meta"] = json.loads(view["meta"]) if view["meta"] else {}
-    view["source_missing"] = view["chunk_id"] is not None and view["chunk_text"] is None
-    view["scores"] = [{"scorer": s, "value": v, "hard_fail": h, "evidence": json.loads(e) if e else None}
-                      for s, v, h, e in scores]
-    view["history"] = [{"reviewer": r, "decision": d, "reason_code": c, "revision": rv, "at": t}
-                       for r, d, c, rv, t in history]
-    view["figures"] = _figures(view)
-    return view
+        views = build_views(con, [item_id])
+    if item_id not in views:
+        raise StillroomError(f"no item {item_id!r} — list items with `stillroom items`")
+    return views[item_id]
+
+
+def build_views(con: Any, item_ids: list[str]) -> dict[str, dict]:
+    """The views of several items at once (ids that are not items are left out)."""
+    cur = con.execute(_ITEMS, {"ids": item_ids})
+    cols = [d[0] for d in cur.description]
+    views = {row[0]: dict(zip(cols, row), revision=0) for row in cur.fetchall()}
+    if not views:
+        return {}
+    ids = list(views)
+    for item_id, revision, question, answer, messages in sorted(con.execute(_REVISIONS, {"ids": ids}).fetchall()):
+        view = views[item_id]  # sorted, so the latest revision is applied last
+        view.update(revision=revision, messages=messages, question=view["question"] if question is None else question,
+                    answer=view["answer"] if answer is None else answer)
+    chunks = _by_id(con, _CHUNKS, {v["chunk_id"] for v in views.values()})
+    runs = _by_id(con, f"SELECT id, run_id FROM work_units WHERE id {_IDS}", {v["unit_id"] for v in views.values()})
+    scores: dict[str, list] = {}
+    for item_id, revision, scorer, value, hard, evidence in sorted(
+            con.execute(_SCORES, {"ids": ids}).fetchall(), key=lambda r: (r[0], r[2] != "overall", r[2])):
+        if revision == views[item_id]["revision"]:
+            scores.setdefault(item_id, []).append({"scorer": scorer, "value": value, "hard_fail": hard,
+                                                   "evidence": json.loads(evidence) if evidence else None})
+    history: dict[str, list] = {}
+    for item_id, r, d, c, rv, t in con.execute(_HISTORY, {"ids": ids}).fetchall():
+        history.setdefault(item_id, []).append({"reviewer": r, "decision": d, "reason_code": c, "revision": rv,
+                                                "at": t})
+    for item_id, view in views.items():
+        text, page, heading, doc = chunks.get(view["chunk_id"], (None, None, None, None))
+        run = runs.get(view.pop("unit_id"))
+        view.update(item_id=item_id, chunk_text=text, page=page, heading_path=heading, document_name=doc,
+                    run_id=run[0] if run else None, scores=scores.get(item_id, []), history=history.get(item_id, []))
+        view["messages"] = json.loads(view["messages"]) if view["messages"] else []
+        view["meta"] = json.loads(view["meta"]) if view["meta"] else {}
+        view["source_missing"] = view["chunk_id"] is not None and view["chunk_text"] is None
+        view["figures"] = _figures(view)
+    return views
+
+
+def _by_id(con: Any, sql: str, ids: set) -> dict[str, tuple]:
+    ids = sorted(i for i in ids if i)
+    return {r[0]: r[1:] for r in con.execute(sql, {"ids": ids}).fetchall()} if ids else {}
 
 
 def _figures(view: dict) -> list[dict]:

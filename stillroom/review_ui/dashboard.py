@@ -9,13 +9,21 @@ from stillroom.review_ui.render import bars, histogram
 _EFF = f"WITH eff AS ({EFFECTIVE})"
 
 
-def progress(store) -> dict:
+def progress(store, double_share: float = 0.0) -> dict:
+    """Reviewed / waiting / total, and the double-review items still waiting for their second reviewer."""
+    from stillroom.curate.review_order import _threshold
+
     with store.connect() as con:
         total = con.execute("SELECT count(*) FROM items").fetchone()[0]
         queued = con.execute(f"{_EFF} SELECT count(*) FROM review_queue q "
                              "WHERE NOT EXISTS (SELECT 1 FROM eff WHERE eff.item_id = q.item_id)").fetchone()[0]
         reviewed = con.execute(f"{_EFF} SELECT count(DISTINCT item_id) FROM eff").fetchone()[0]
-    return {"total": total, "queued": queued, "reviewed": reviewed}
+        second = con.execute(f"""{_EFF} SELECT count(*) FROM (
+            SELECT item_id FROM eff WHERE item_id IN (SELECT item_id FROM review_queue)
+            GROUP BY item_id HAVING count(DISTINCT reviewer) = 1) d
+            WHERE ('0x' || substr(sha256(d.item_id), 1, 8))::UBIGINT < $t""", {"t": _threshold(double_share)}
+                             ).fetchone()[0]
+    return {"total": total, "queued": queued, "reviewed": reviewed, "second_review": second}
 
 
 def per_reviewer(store) -> list[dict]:
@@ -31,14 +39,36 @@ def per_reviewer(store) -> list[dict]:
 
 
 def agreement(store) -> dict:
-    """Items decided by two or more reviewers, and the share where all agreed (double review)."""
-    row = store.query(f"""
-        {_EFF}, last AS (
-            SELECT item_id, reviewer, arg_max(decision, seq) AS decision FROM eff GROUP BY item_id, reviewer)
-        SELECT count(*), count(*) FILTER (WHERE n_kinds = 1) FROM (
-            SELECT item_id, count(DISTINCT decision) AS n_kinds FROM last GROUP BY item_id HAVING count(*) > 1)""")
-    n, agreed = row[0]
-    return {"n_items": n, "agreed": agreed, "rate": (agreed / n) if n else None}
+    """Items two reviewers decided: how often the second agreed with the first, and Cohen's kappa.
+
+    Each reviewer's standing decision counts (their last, if they changed their mind); an item decided
+    by more than two reviewers contributes its first two. Kappa treats "first" and "second reviewer"
+    as the two raters, which is the usual reading when the pairs of people vary from item to item.
+    """
+    rows = store.query(f"""
+        {_EFF}, per AS (
+            SELECT item_id, reviewer, arg_max(decision, seq) AS decision, min(seq) AS first FROM eff
+            GROUP BY item_id, reviewer),
+        ranked AS (SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY first) AS k FROM per)
+        SELECT a.decision, b.decision, count(*) FROM ranked a JOIN ranked b ON a.item_id = b.item_id
+        WHERE a.k = 1 AND b.k = 2 GROUP BY ALL""")
+    return agreement_of({(a, b): n for a, b, n in rows})
+
+
+def agreement_of(pairs: dict[tuple[str, str], int]) -> dict:
+    """Percent agreement and Cohen's kappa from counts of (first decision, second decision)."""
+    n = sum(pairs.values())
+    if not n:
+        return {"n_items": 0, "agreed": 0, "rate": None, "kappa": None}
+    agreed = sum(c for (a, b), c in pairs.items() if a == b)
+    labels = {x for pair in pairs for x in pair}
+    first = {x: sum(c for (a, _), c in pairs.items() if a == x) / n for x in labels}
+    second = {x: sum(c for (_, b), c in pairs.items() if b == x) / n for x in labels}
+    chance = sum(first[x] * second[x] for x in labels)
+    observed = agreed / n
+    # all decisions in one category: agreement by chance is certain and kappa says nothing
+    kappa = (observed - chance) / (1 - chance) if chance < 1 else None
+    return {"n_items": n, "agreed": agreed, "rate": observed, "kappa": kappa}
 
 
 def charts(store) -> dict:

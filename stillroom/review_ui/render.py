@@ -18,19 +18,22 @@ class Piece:
 
 
 def marked(text: str, spans: list[tuple[int, int, str, str]]) -> list[Piece]:
-    """Cut `text` into pieces at (start, end, css class, title) spans; a span keeps only its part after earlier ones."""
+    """Cut `text` into pieces at (start, end, css class, title) spans.
+
+    Spans may overlap (a figure inside a supporting sentence): a piece covered by several carries all
+    their classes and titles, so the template never has to nest marks.
+    """
+    spans = [(max(s, 0), min(e, len(text)), c, t) for s, e, c, t in spans if min(e, len(text)) > max(s, 0)]
+    cuts = sorted({0, len(text), *(s for s, *_ in spans), *(e for _, e, *_ in spans)})
     out: list[Piece] = []
-    pos = 0
-    for start, end, cls, title in sorted(spans):
-        start, end = max(start, pos), min(end, len(text))
-        if start >= end:
-            continue
-        if start > pos:
-            out.append(Piece(text[pos:start]))
-        out.append(Piece(text[start:end], cls, title))
-        pos = end
-    if pos < len(text):
-        out.append(Piece(text[pos:]))
+    for a, b in zip(cuts, cuts[1:]):
+        over = [(c, t) for s, e, c, t in spans if s <= a and b <= e]
+        cls = " ".join(dict.fromkeys(c for c, _ in over))
+        title = "; ".join(dict.fromkeys(t for _, t in over if t))
+        if out and (out[-1].cls, out[-1].title) == (cls, title):
+            out[-1] = Piece(out[-1].text + text[a:b], cls, title)
+        else:
+            out.append(Piece(text[a:b], cls, title))
     return out
 
 

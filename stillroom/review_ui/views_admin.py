@@ -28,7 +28,7 @@ def dashboard_page(request: Request) -> Response:
     st = state(request)
     with st.gate.use() as store:
         data = {
-            "progress": dashboard.progress(store), "reviewers": dashboard.per_reviewer(store),
+            "progress": dashboard.progress(store, st.settings.double_review_share), "reviewers": dashboard.per_reviewer(store),
             "agreement": dashboard.agreement(store), "charts": dashboard.charts(store),
             "runs": dashboard.recent_runs(store), "keys": dashboard.key_health(store),
             # the gates and the audit's error-rate estimate exactly as curate computes them

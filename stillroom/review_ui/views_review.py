@@ -8,40 +8,64 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from stillroom.curate import reviews
 from stillroom.errors import StillroomError
-from stillroom.review_ui.app import state
+from stillroom.review_ui.app import AppState, state
 from stillroom.review_ui.render import marked
+from stillroom.review_ui.support import support_spans
 
 router = APIRouter()
 
 
-def _next(store, user: str, lease_s: int) -> dict | None:
-    item = reviews.next_item(store, user, lease_s=lease_s)
-    return reviews.item_view(store, item["item_id"]) if item else None
+def _next(store, user: str, st) -> dict | None:
+    """The reviewer's leased item (or a newly leased one), with its view."""
+    item = reviews.next_item(store, user, lease_s=st.settings.lease_s,
+                             double_share=st.settings.double_review_share, with_view=True)
+    return item["view"] if item else None
 
 
 def view_model(view: dict | None) -> dict | None:
-    """What the item template needs: the API's view plus the source and answer cut into marked pieces."""
+    """What the item template needs: the API's view plus the source and answer cut into marked pieces.
+
+    In the source, the sentences that support the answer are marked, and within them (or anywhere)
+    the figures the answer quotes; in the answer, each figure is marked found or not found.
+    """
     if view is None:
         return None
     figures = view.get("figures") or []
-    source = view.get("chunk_text") or ""
-    src_spans = [(*f["source_span"], "found", f["text"]) for f in figures if f.get("source_span")]
+    source, answer = view.get("chunk_text") or "", view.get("answer") or ""
+    src_spans = [(s, e, "support", "supports the answer") for s, e in support_spans(source, answer)]
+    src_spans += [(*f["source_span"], "found", f["text"]) for f in figures if f.get("source_span")]
     answer_spans = [(f["start"], f["end"], "fig-found" if f.get("source_span") else "fig-missing",
                      "found in the source" if f.get("source_span") else "not found in the source")
                     for f in figures]
-    return {**view, "source_pieces": marked(source, src_spans),
-            "answer_pieces": marked(view.get("answer") or "", answer_spans),
+    return {**view, "source_pieces": marked(source, src_spans), "answer_pieces": marked(answer, answer_spans),
             "missing": [f["text"] for f in figures if not f.get("source_span")]}
 
 
 def _item_fragment(request: Request, view: dict | None, flash: str = "", error: str = "") -> Response:
     st = state(request)
-    return st.templates.TemplateResponse(
+    response = st.templates.TemplateResponse(
         request, "_item.html", {"item": view_model(view), "flash": flash, "error": error},
     )
+    response.background = BackgroundTask(_prefetch, st)
+    return response
+
+
+def _prefetch(st: AppState) -> None:
+    """After the response is sent: fetch the views of the next items while the reviewer reads this one."""
+    if not st.prefetching.acquire(blocking=False):
+        return  # another request's prefetch is on it
+    try:
+        with st.gate.use() as store:
+            if not store.others_waiting():  # a batch run waiting for the file goes first
+                reviews.prefetch(store)
+    except StillroomError:
+        pass  # the database was busy: the next key press fetches what it needs itself
+    finally:
+        st.prefetching.release()
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -49,7 +73,7 @@ def review_page(request: Request) -> Response:
     st = state(request)
     s = request.state.session
     with st.gate.use() as store:
-        view = _next(store, s.user, st.settings.lease_s)
+        view = _next(store, s.user, st)
     return st.templates.TemplateResponse(
         request, "review.html", {"item": view_model(view), "session": s, "flash": "", "error": ""},
     )
@@ -60,7 +84,7 @@ def current_item(request: Request) -> Response:
     """The reviewer's leased item (or the next one); the empty-queue page polls this."""
     st = state(request)
     with st.gate.use() as store:
-        view = _next(store, request.state.session.user, st.settings.lease_s)
+        view = _next(store, request.state.session.user, st)
     return _item_fragment(request, view)
 
 
@@ -73,11 +97,14 @@ def decide(request: Request, item_id: str = Form(...), decision: str = Form(...)
         return Response(f"unknown decision {decision!r} — use approve or reject", status_code=400)
     error = ""
     with st.gate.use() as store:
-        try:
-            reviews.decide(store, item_id, user, decision, reason_code=reason_code or None)
-        except StillroomError as e:
+        try:  # one transaction: the decision and the next item's lease
+            item = reviews.decide_and_next(store, item_id, user, decision, reason_code=reason_code or None,
+                                           lease_s=st.settings.lease_s,
+                                           double_share=st.settings.double_review_share, with_view=True)
+            view = item["view"] if item else None
+        except StillroomError as e:  # refused, nothing recorded: say why and show what is next
             error = str(e)
-        view = _next(store, user, st.settings.lease_s)
+            view = _next(store, user, st)
     flash = "" if error else f"{decision}d {item_id[:12]}" + (f" ({reason_code})" if reason_code else "") + " — u undoes"
     return _item_fragment(request, view, flash, error)
 
@@ -88,7 +115,7 @@ def skip(request: Request, item_id: str = Form(...)) -> Response:
     user = request.state.session.user
     with st.gate.use() as store:
         reviews.release(store, item_id, user)
-        view = _next(store, user, st.settings.lease_s)
+        view = _next(store, user, st)
     return _item_fragment(request, view, f"skipped {item_id[:12]}")
 
 
@@ -98,7 +125,7 @@ def undo(request: Request) -> Response:
     user = request.state.session.user
     with st.gate.use() as store:
         undone = reviews.undo(store, user, lease_s=st.settings.lease_s)
-        view = _next(store, user, st.settings.lease_s)
+        view = _next(store, user, st)
     return _item_fragment(request, view, f"undid {undone[:12]}" if undone else "nothing to undo")
 
 

@@ -11,6 +11,10 @@ class ReviewSettings(Section):
     host: str = Field("127.0.0.1", description="Address `stillroom review` binds to; loopback unless you mean to share it.")
     port: int = Field(8765, ge=1, le=65535, description="Port `stillroom review` listens on.")
     lease_s: int = Field(300, ge=1, description="Seconds a reviewer holds an item; an abandoned item returns to the queue after this.")
+    double_review_share: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of queued items (e.g. 0.1) that two different reviewers must decide; the dashboard shows their agreement.",
+    )
     reject_reasons: list[str] = Field(
         ["wrong", "unsupported", "incomplete", "off_topic", "bad_format", "duplicate", "unsafe", "other"],
         description="Reason codes for a rejection; the reviewer presses r then the digit (1 = first).",
@@ -20,8 +24,9 @@ class ReviewSettings(Section):
     login_max_failures: int = Field(5, ge=1, description="Wrong passwords allowed per user name (and per client) in the window before logins are refused.")
     login_window_s: int = Field(300, ge=1, description="Seconds over which wrong passwords are counted (and then refused).")
     idle_close_ms: int = Field(
-        2000, ge=0,
-        description="The server closes the database this long after its last request (at once when a batch run waits for it).",
+        60000, ge=0,
+        description="The server closes the database this long after its last request; a batch run or CLI command that waits "
+                    "for it gets it within 20 ms anyway (reopening costs a reviewer 30-130 ms, so keep it above their pauses).",
     )
     db_wait_s: float = Field(
         30.0, gt=0, description="Longest a request waits for the database while a batch run holds it, then reports busy.",
