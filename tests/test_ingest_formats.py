@@ -71,6 +71,16 @@ def test_chinese_pdf_headings_header_footer_and_spans(tmp_path, project):
     assert_spans_exact(project)
 
 
+def test_a_two_page_pdf_loses_the_running_header_both_pages_share(tmp_path, project):
+    from stillroom.ingest import ingest_paths
+
+    pdf = make_policy_pdf(tmp_path / "short.pdf", pages=2)
+    assert not ingest_paths(project.store(), project.settings, [str(pdf)]).failed
+    pages = project.store().query_dicts("SELECT text FROM pages ORDER BY page_no")
+    assert len(pages) == 2 and all("某某公司差旅费报销制度" not in p["text"] for p in pages)
+    assert "不超过500元" in "".join(p["text"] for p in pages)  # the body stays
+
+
 def test_english_hyphenation_joined(tmp_path, project):
     from stillroom.ingest import ingest_paths
 

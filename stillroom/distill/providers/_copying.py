@@ -21,7 +21,8 @@ _SECTION_NUMBER = re.compile(r"\d+(\.\d+)*\s+")
 _NUMBER = re.compile(r"[0-9０-９一二三四五六七八九十百千万亿两]+(?:[.,][0-9]+)*")
 _UNIT = re.compile(r"[%％]|[\u4e00-\u9fff]{1,4}|\s?[A-Za-z]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_TERMINAL = set("。！？；….!?;”’」』）)\"'")
+_TERMINAL = set("。！？；….!?;")
+_CLOSING = "”’」』）)\"'"
 _BULLET = re.compile(r"[-*•·]\s+")
 
 
@@ -70,7 +71,8 @@ def sentence_spans_of(tok: Any, source: str, prefer_figures: bool = False, langu
     `prefer_figures`, sentences that hold a figure; then sentences in one of `languages` ("en", "zh")."""
     ids, offsets = _tokens(tok, source)
     chosen = [(a + _numbering(source, a), b) for a, b in sentence_spans(source)
-              if b - a >= 8 and source[b - 1] in _TERMINAL and not source[a:b].lstrip().startswith(("#", "|"))]
+              if b - a >= 8 and source[a:b].rstrip(_CLOSING)[-1:] in _TERMINAL
+              and not source[a:b].lstrip().startswith(("#", "|"))]
     for keep in (lambda a, b: not prefer_figures or bool(_figure_starts(source[a:b])),
                  lambda a, b: not languages or language(source[a:b]) in languages):
         chosen = [(a, b) for a, b in chosen if keep(a, b)] or chosen

@@ -99,11 +99,12 @@ def generate(tok: Any, model: Any, messages: list[dict[str, str]], temperature: 
 
 def complete_pattern(tok: Any, model: Any, shots: list[tuple[str, ...]], labels: tuple[str, ...],
                      values: tuple[str, ...], max_time: float, limit: int = 64,
-                     vocabulary: set[int] | None = None) -> tuple[str, int, int, str]:
+                     vocabulary: set[int] | None = None, sample_seed: int | None = None) -> tuple[str, int, int, str]:
     """(text, tokens in, tokens out, finish reason): the next line of a plain-text few-shot pattern —
     `labels[i]` then `shot[i]` per line, a blank line between shots, then `values` and the last label.
     A 135M model asked in chat for "only the question" rambles or refuses; it continues a pattern well.
-    `vocabulary` limits the tokens it may use. The line ends at a newline or a question mark."""
+    `vocabulary` limits the tokens it may use. The line ends at a newline or a question mark. Greedy,
+    unless `sample_seed` is given: then sampled (temperature 0.7), reproducibly from that seed."""
     import torch
 
     def block(vals: tuple[str, ...]) -> str:
@@ -112,14 +113,20 @@ def complete_pattern(tok: Any, model: Any, shots: list[tuple[str, ...]], labels:
     prompt = "".join(block(shot) + "\n" for shot in shots) + block(values) + labels[len(values)].rstrip()
     inputs = tok(prompt, return_tensors="pt")
     n_in = int(inputs["input_ids"].shape[1])
-    stops = [tok.eos_token_id, *(i for mark in ("\n", "?", "？") for i in tok(mark, add_special_tokens=False)["input_ids"])]
+    # Only marks that are one token: the first byte-token of "？" also starts other CJK characters.
+    marks = [tok(mark, add_special_tokens=False)["input_ids"] for mark in ("\n", "?", "？")]
+    stops = [tok.eos_token_id, *(ids[0] for ids in marks if len(ids) == 1)]
+    sampling = {"do_sample": False} if sample_seed is None else {"do_sample": True, "temperature": 0.7, "top_p": 0.9}
     with _generate_lock, torch.inference_mode(), _few_threads(torch):
-        out = model.generate(**inputs, max_new_tokens=limit, max_time=max_time, do_sample=False, repetition_penalty=1.1,
+        if sample_seed is not None:
+            torch.manual_seed(sample_seed)  # one generation at a time (the lock), so the seed is this one's
+        out = model.generate(**inputs, max_new_tokens=limit, max_time=max_time, repetition_penalty=1.1, **sampling,
                              logits_processor=[Vocabulary(vocabulary)] if vocabulary else None,
                              eos_token_id=stops, pad_token_id=tok.pad_token_id or tok.eos_token_id)
     new = out[0][n_in:].tolist()
     finished = bool(new) and new[-1] in stops
-    return tok.decode(new, skip_special_tokens=True).strip(), n_in, len(new), "stop" if finished else "length"
+    return tok.decode(new, skip_special_tokens=True).strip().rstrip("\ufffd"), n_in, len(new), \
+        "stop" if finished else "length"
 
 
 @contextmanager

@@ -13,6 +13,7 @@ are left out: they cost a 135M model seconds per field and teach it nothing abou
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from stillroom.distill.provider import PROVIDERS, Completion, Key, Provider, Request
@@ -22,6 +23,7 @@ from stillroom.settings.distill import LocalSettings
 
 FIGURE_TOKENS = 16  # a copied figure with its unit ("RMB 1,500", "15个工作日") fits easily
 SHORT_TOKENS = 24
+RETRIES = 2  # sampled retries of a pattern line that ran past its token budget
 QUESTION_TOKENS = 48  # a question longer than this from a 135M model is a ramble: cut, it fails as truncated
 
 # Fields written by continuing a plain-text pattern (see complete_pattern), per language: labels, then shots.
@@ -91,9 +93,15 @@ class LocalProvider(Provider):
         def pattern(field: str, *values: str) -> str:
             labels, shots = PATTERNS[field][language(values[0])]
             vocabulary = statement_vocabulary(tok, values[0])
-            text, n_in, n_out, reason = complete_pattern(tok, model, shots, labels, values, timeout,
-                                                         SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS, vocabulary)
-            tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
+            most = SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS
+            # Greedy first; a line that loops ("the full and full with the full...") gets sampled retries.
+            for attempt in range(1 + RETRIES):
+                seed = None if attempt == 0 else zlib.crc32(f"{attempt}:{values}".encode())
+                text, n_in, n_out, reason = complete_pattern(tok, model, shots, labels, values, timeout, most,
+                                                             vocabulary, seed)
+                tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
+                if reason == "stop":
+                    break
             nonlocal finish
             finish = "length" if reason == "length" else finish
             return text
