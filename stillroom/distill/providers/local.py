@@ -17,7 +17,8 @@ import zlib
 from typing import Any
 
 from stillroom.distill.provider import PROVIDERS, Completion, Key, Provider, Request
-from stillroom.distill.providers._copying import figure_spans_of, language, statement_vocabulary, sentence_spans_of
+from stillroom.distill.providers._copying import (Spans, figure_spans_of, language, sentence_spans_of,
+                                                  statement_vocabulary)
 from stillroom.distill.providers._local_model import DEFAULT_GGUF, complete_pattern, generate, load_model
 from stillroom.settings.distill import LocalSettings
 
@@ -64,78 +65,100 @@ class LocalProvider(Provider):
         tok, model = load_model(self.settings.model)
         fields = plain_fields(request.json_schema) if self.settings.json_mode != "off" else None
         model_name = self.settings.model or DEFAULT_GGUF
-        temperature, limit, timeout = self.temperature(request), self.max_tokens(request), self.settings.timeout
         if not fields:
-            text, n_in, n_out, reason = generate(tok, model, request.messages, temperature, limit, timeout)
+            text, n_in, n_out, reason = generate(tok, model, request.messages, self.temperature(request),
+                                                 self.max_tokens(request), self.settings.timeout)
             return Completion(text=text, finish_reason=reason, tokens_in=n_in, tokens_out=n_out, model=model_name)
-        copy = set(getattr(self.settings, "copy_fields", [])) if request.source else set()
-        figures_wanted = any(set(sub) & copy for _, sub in fields.values() if sub)
-        obj: dict[str, Any] = {}
-        tokens = [0, 0]
-        finish = "stop"
-        convo = _field_prompt(request.messages)
+        writer = _FieldWriter(tok, model, request, self.temperature(request), self.max_tokens(request),
+                              self.settings.timeout, set(getattr(self.settings, "copy_fields", [])),
+                              tuple(getattr(self.settings, "languages", ())))
+        obj = writer.write(fields)
+        return Completion(text=json.dumps(obj, ensure_ascii=False), finish_reason=writer.finish,
+                          tokens_in=writer.tokens_in, tokens_out=writer.tokens_out, model=model_name)
 
-        def ask(what: str, spans=None, most: int = limit, first_line: bool = False) -> str:
-            nonlocal finish
-            convo.append({"role": "user", "content": what})
-            text, n_in, n_out, reason = generate(tok, model, convo, temperature, most, timeout, copy=spans)
-            convo.append({"role": "assistant", "content": text})
-            tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
-            text = text.strip()
-            if first_line and text:  # a label-like field: its first line is the value, however long the rest
-                text, reason = text.splitlines()[0].strip(), "stop"
-            finish = "length" if reason == "length" else finish
-            return text
 
-        def copied_text() -> str:
-            return " ".join(v for k, v in obj.items() if k in copy and isinstance(v, str) and v)
+class _FieldWriter:
+    """Writes one reply field by field: copied fields first (so what the model writes freely is about
+    the sentence it chose), pattern fields next, the rest asked for in one conversation."""
 
-        def pattern(field: str, *values: str) -> str:
-            labels, shots = PATTERNS[field][language(values[0])]
-            vocabulary = statement_vocabulary(tok, values[0])
-            most = SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS
-            # Greedy first; a line that loops ("the full and full with the full...") gets sampled retries.
-            for attempt in range(1 + RETRIES):
-                seed = None if attempt == 0 else zlib.crc32(f"{attempt}:{values}".encode())
-                text, n_in, n_out, reason = complete_pattern(tok, model, shots, labels, values, timeout, most,
-                                                             vocabulary, seed)
-                tokens[0], tokens[1] = tokens[0] + n_in, tokens[1] + n_out
-                if reason == "stop":
-                    break
-            nonlocal finish
-            finish = "length" if reason == "length" else finish
-            return text
+    def __init__(self, tok: Any, model: Any, request: Request, temperature: float, limit: int, timeout: float,
+                 copy: set[str], languages: tuple[str, ...]) -> None:
+        self.tok, self.model, self.request = tok, model, request
+        self.temperature, self.limit, self.timeout = temperature, limit, timeout
+        self.copy = copy if request.source else set()
+        self.languages = languages
+        self.convo = _field_prompt(request.messages)
+        self.tokens_in = self.tokens_out = 0
+        self.finish = "stop"
+        self.obj: dict[str, Any] = {}
 
-        # Copied fields first: what the model writes freely is then about the sentence it chose.
-        order = sorted(fields, key=lambda n: n not in copy)
-        for name in order:
+    def write(self, fields: dict[str, tuple[str, list[str] | None]]) -> dict[str, Any]:
+        figures_wanted = any(set(sub) & self.copy for _, sub in fields.values() if sub)
+        schema = self.request.json_schema
+        for name in sorted(fields, key=lambda n: n not in self.copy):
             kind, sub = fields[name]
-            hint = _hint(request.json_schema, name)
-            if kind == "string" and name in copy:
-                spans = sentence_spans_of(tok, request.source, figures_wanted, tuple(getattr(self.settings, "languages", ())))
-                obj[name] = ask(f"Copy the one sentence of the text that matters most{hint}.", spans)
-            elif kind == "string" and name in PATTERNS and copied_text():
-                obj[name] = pattern(name, copied_text())
+            hint = _hint(schema, name)
+            if kind == "string" and name in self.copy:
+                spans = sentence_spans_of(self.tok, self.request.source, figures_wanted, self.languages)
+                self.obj[name] = self.ask(f"Copy the one sentence of the text that matters most{hint}.", spans)
+            elif kind == "string" and name in PATTERNS and self.copied():
+                self.obj[name] = self.pattern(name, self.copied())
             elif kind == "string":
-                obj[name] = ask(f"Write only the {name}{hint}: plain text, no JSON, no label.")
+                self.obj[name] = self.ask(f"Write only the {name}{hint}: plain text, no JSON, no label.")
             elif kind == "lines":
-                text = ask(f"Write only the {name}{hint}: plain text, one item per line, no JSON.")
-                obj[name] = [ln.strip().lstrip("-*• ").strip() for ln in text.splitlines() if ln.strip()]
+                text = self.ask(f"Write only the {name}{hint}: plain text, one item per line, no JSON.")
+                self.obj[name] = [ln.strip().lstrip("-*• ").strip() for ln in text.splitlines() if ln.strip()]
             else:  # one object per list: a small model's list is short, and one good item beats three invented
-                copied, item = copied_text(), {}
-                for prop in sub:
-                    if prop in copy and copied:
-                        item[prop] = ask(f"Copy one {name[:-1] if name.endswith('s') else name} "
-                                         f"({prop}) from that sentence.", figure_spans_of(tok, copied), FIGURE_TOKENS)
-                    elif prop in PATTERNS and copied and any(item.get(c) for c in copy):
-                        item[prop] = pattern(prop, copied, next(item[c] for c in copy if item.get(c)))
-                    else:
-                        item[prop] = ask(f"In a few words, {prop}{_hint(request.json_schema, name, prop)}:",
-                                         most=SHORT_TOKENS, first_line=True)
-                obj[name] = [item]
-        ordered = {n: obj[n] for n in fields if n in obj}
-        return Completion(text=json.dumps(ordered, ensure_ascii=False), finish_reason=finish, tokens_in=tokens[0],
-                          tokens_out=tokens[1], model=model_name)
+                self.obj[name] = [self.list_item(name, sub or [])]
+        return {n: self.obj[n] for n in fields if n in self.obj}
+
+    def list_item(self, name: str, props: list[str]) -> dict[str, str]:
+        copied, item = self.copied(), {}
+        for prop in props:
+            if prop in self.copy and copied:
+                one = name[:-1] if name.endswith("s") else name
+                item[prop] = self.ask(f"Copy one {one} ({prop}) from that sentence.",
+                                      figure_spans_of(self.tok, copied), FIGURE_TOKENS)
+            elif prop in PATTERNS and copied and any(item.get(c) for c in self.copy):
+                item[prop] = self.pattern(prop, copied, next(item[c] for c in self.copy if item.get(c)))
+            else:
+                item[prop] = self.ask(f"In a few words, {prop}{_hint(self.request.json_schema, name, prop)}:",
+                                      most=SHORT_TOKENS, first_line=True)
+        return item
+
+    def copied(self) -> str:
+        return " ".join(v for k, v in self.obj.items() if k in self.copy and isinstance(v, str) and v)
+
+    def ask(self, what: str, spans: Spans | None = None, most: int | None = None, first_line: bool = False) -> str:
+        """One chat turn; with `spans`, the reply is copied from them."""
+        self.convo.append({"role": "user", "content": what})
+        text, n_in, n_out, reason = generate(self.tok, self.model, self.convo, self.temperature, most or self.limit,
+                                             self.timeout, copy=spans)
+        self.convo.append({"role": "assistant", "content": text})
+        text = text.strip()
+        if first_line and text:  # a label-like field: its first line is the value, however long the rest
+            text, reason = text.splitlines()[0].strip(), "stop"
+        return self._count(text, n_in, n_out, reason)
+
+    def pattern(self, field: str, *values: str) -> str:
+        """A line of a few-shot pattern; greedy first, and a line that loops ("the full and full with the
+        full...") gets sampled retries from seeds derived from the values."""
+        labels, shots = PATTERNS[field][language(values[0])]
+        vocabulary = statement_vocabulary(self.tok, values[0])
+        most = SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS
+        for attempt in range(1 + RETRIES):
+            seed = None if attempt == 0 else zlib.crc32(f"{attempt}:{values}".encode())
+            text, n_in, n_out, reason = complete_pattern(self.tok, self.model, shots, labels, values, self.timeout,
+                                                         most, vocabulary, seed)
+            self._count("", n_in, n_out, "stop")
+            if reason == "stop":
+                break
+        return self._count(text, 0, 0, reason)
+
+    def _count(self, text: str, n_in: int, n_out: int, reason: str) -> str:
+        self.tokens_in, self.tokens_out = self.tokens_in + n_in, self.tokens_out + n_out
+        self.finish = "length" if reason == "length" else self.finish
+        return text
 
 
 def _field_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
