@@ -69,6 +69,10 @@ _GRAMMAR = re.compile(
 )
 _ANCHOR = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿$¥￥€£第]|US\$|HK\$|USD|RMB|CNY|EUR|GBP|HKD|人民币|"
                      r"(?i:\b(?:" + _alt([*EN_WORDS, *MONTHS]) + r"))")
+# Without an ASCII letter (or a character case-insensitive matching takes for one: ı ſ K İ) only the first
+# and last alternatives of _ANCHOR can match; this shorter pattern scans most Chinese answers several times faster.
+_ANCHOR_NO_LATIN = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿$¥￥€£第]|人民币")
+_LATIN = re.compile("[A-Za-z\u0131\u017f\u212a\u0130]")
 _SCALE_WORD = re.compile(r"千万|百万|万|亿|(?i:\b(?:thousand|million|billion|trillion)\b)")
 _RANGE_SEP = re.compile(r"\s*(?:[-–—~～至到]|to|and)\s*$", re.IGNORECASE)
 _LIST_MARK = re.compile(r"(?:^|[\n；;。，,：:]|\s)\s*[(（\[]?$")
@@ -174,7 +178,8 @@ def _merge_ranges(text: str, figs: list[Figure]) -> list[Figure]:
 def _matches(text: str):
     """_GRAMMAR.finditer, but tried only where a figure can start: the grammar is long, most text is not."""
     pos = 0
-    while anchor := _ANCHOR.search(text, pos):
+    anchors = _ANCHOR if _LATIN.search(text) else _ANCHOR_NO_LATIN
+    while anchor := anchors.search(text, pos):
         m = _GRAMMAR.match(text, anchor.start())
         if m is None or m.end() == m.start():
             pos = anchor.start() + 1

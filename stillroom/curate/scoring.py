@@ -64,19 +64,43 @@ def load_scorers(settings: Any) -> list[tuple[str, Scorer]]:
 def overall(scores: dict[str, Score], weights: dict[str, float]) -> Score:
     """The rubric: weighted mean over the scorers that applied; any hard fail makes it 0 (the weighted value is kept)."""
     used = {n: weights.get(n, 0.0) for n in scores if weights.get(n, 0.0) > 0}
-    total = sum(used.values())
-    weighted = sum(scores[n].value * w for n, w in used.items()) / total if total else 1.0
+    total = num = 0.0
+    for n, w in used.items():  # plain left-to-right sums (not `sum`, compensated from Python 3.12): `_overall_many`
+        total += w             # adds in the same order and must get the same floats
+        num += scores[n].value * w
+    weighted = num / total if total else 1.0
     hard = sorted(n for n, s in scores.items() if s.hard_fail)
     evidence = {"weighted": round(weighted, 4), "hard_fails": hard, "weights": used}
     return Score(0.0 if hard else weighted, evidence, hard_fail=bool(hard))
 
 
-def view_from_row(row: tuple) -> ItemView:
+def view_from_row(row: tuple, metas: dict[str, dict] | None = None) -> ItemView:
+    """An item as `_ROWS` reads it. `metas` memoises parsed meta texts over a page (scorers only read meta)."""
     item_id, revision, task, question, answer, messages, meta, chunk_id, chunk_text = row
-    messages = json.loads(messages) if isinstance(messages, str) else (messages or [])
-    meta = json.loads(meta) if isinstance(meta, str) else (meta or {})
-    return ItemView(id=item_id, task=task, question=question or "", answer=answer or "", messages=messages, meta=meta,
-                    source=chunk_text, source_missing=chunk_id is not None and chunk_text is None, revision=revision)
+    messages = _messages(messages, question, answer) if isinstance(messages, str) else (messages or [])
+    if isinstance(meta, str):
+        if metas is None:
+            meta = json.loads(meta)
+        else:
+            if meta not in metas:
+                metas[meta] = json.loads(meta)
+            meta = metas[meta]
+    return ItemView(id=item_id, task=task, question=question or "", answer=answer or "", messages=messages,
+                    meta=meta or {}, source=chunk_text, source_missing=chunk_id is not None and chunk_text is None,
+                    revision=revision)
+
+
+_quote = json.encoder.encode_basestring  # as json.dumps(..., ensure_ascii=False) writes a string
+
+
+def _messages(text: str, question: Any, answer: Any) -> list[dict]:
+    """Most items are one question and its answer, stored as json.dumps wrote them: recognising that text
+    costs a fraction of parsing it (and gives the same list)."""
+    if isinstance(question, str) and isinstance(answer, str) and text == (
+            '[{"role": "user", "content": ' + _quote(question) + '}, {"role": "assistant", "content": '
+            + _quote(answer) + "}]"):
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return json.loads(text)
 
 
 def score_view(item: ItemView, scorers: list[tuple[str, Scorer]], weights: dict[str, float]) -> dict[str, Score]:
@@ -110,35 +134,88 @@ def _init_worker(settings: Any) -> None:
     _worker["weights"] = settings.weights
 
 
-def _score_rows(rows: Iterable[tuple]) -> dict[str, list]:
-    """Column lists for the scores table, in `_COLUMNS` order."""
+def _score_rows(rows: Iterable[tuple]) -> Any:
+    """An Arrow table of score rows (`_COLUMNS`), item by item in the order given, each item's scorers in
+    configured order, then "overall". Each scorer takes the whole page at once (`score_many`), so the ones with
+    a vectorised form run once per page; the rows are built a column at a time and put in order by one `take`."""
+    import numpy as np
+    import pyarrow as pa
+
     scorers, weights = _worker["scorers"], _worker["weights"]
-    versions = {name: s.version for name, s in scorers} | {"overall": 1}
-    cols: dict[str, list] = {k: [] for k in _COLUMNS}
-    item_ids, revisions, names, vers, values, hard, evidence = cols.values()
-    for row in rows:
-        item = view_from_row(row)
-        for name, s in score_view(item, scorers, weights).items():
-            item_ids.append(item.id)
-            revisions.append(item.revision)
-            names.append(name)
-            vers.append(versions[name])
-            values.append(s.value)
-            hard.append(s.hard_fail)
-            evidence.append(_to_json(s.evidence))
-    return cols
+    metas: dict[str, dict] = {}
+    items = [view_from_row(row, metas) for row in rows]
+    n, width = len(items), len(scorers) + 1
+    ids, revs = pa.array([i.id for i in items], pa.string()), pa.array([i.revision for i in items], pa.int32())
+    encoded: dict[int, str] = {}  # scorers share Score objects for common outcomes: encode each one once
+    alive = []  # ...by id, so every Score is kept until the page is done: no id is reused meanwhile
+    parts, applied, values, hard = [], np.zeros((len(scorers), n), bool), np.zeros((len(scorers), n)), []
+    for j, (name, scorer) in enumerate(scorers):
+        at = [(k, s) for k, s in enumerate(scorer.score_many(items)) if s is not None]
+        alive.append(at)
+        idx = np.fromiter((k for k, _ in at), np.int64, len(at))
+        applied[j, idx] = True
+        values[j, idx] = [s.value for _, s in at]
+        hard.append({k for k, s in at if s.hard_fail})
+        evidence = []
+        for _, s in at:
+            key = id(s.evidence)
+            if key not in encoded:
+                encoded[key] = _to_json(s.evidence)
+            evidence.append(encoded[key])
+        parts.append((idx * width + j, name, scorer.version, values[j, idx], [k in hard[j] for k in idx.tolist()],
+                      evidence))
+    value, hard_fail, evidence = _overall_many(scorers, weights, applied, values, hard)
+    parts.append((np.arange(n) * width + width - 1, "overall", 1, value, hard_fail, evidence))
+    order = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    item_of = order // width
+    table = pa.table({
+        "item_id": ids.take(item_of), "revision": revs.take(item_of),
+        "scorer": pa.array(np.concatenate([np.full(len(p[0]), p[1], object) for p in parts]), pa.string()),
+        "scorer_version": pa.array(np.concatenate([np.full(len(p[0]), p[2], np.int32) for p in parts])),
+        "value": pa.array(np.concatenate([np.asarray(p[3], np.float64) for p in parts])),
+        "hard_fail": pa.array(np.concatenate([np.asarray(p[4], bool) for p in parts])),
+        "evidence": pa.array([e for p in parts for e in p[5]], pa.string()),
+    })
+    return table.take(np.argsort(order, kind="stable"))
+
+
+def _overall_many(scorers: list, weights: dict[str, float], applied: Any, values: Any,
+                  hard: list[set[int]]) -> tuple[Any, list[bool], list[str]]:
+    """`overall` for a page at once: the same sums in the same order (so the same floats), and its evidence
+    text built from parts shared by the items with the same scorers applied and the same hard fails."""
+    import numpy as np
+
+    names = [name for name, _ in scorers]
+    n = applied.shape[1]
+    num, total = np.zeros(n), np.zeros(n)
+    for j, name in enumerate(names):
+        w = weights.get(name, 0.0)
+        if w > 0:  # adding 0.0 where a scorer did not apply leaves a sum unchanged, as skipping it does
+            num += np.where(applied[j], values[j] * w, 0.0)
+            total += np.where(applied[j], w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weighted = np.where(total > 0, num / total, 1.0)
+    bits = (applied.astype(np.int64) << np.arange(len(names))[:, None]).sum(axis=0) if names else np.zeros(n, int)
+    failing = np.zeros(n, np.int64)
+    for j, ks in enumerate(hard):
+        failing[list(ks)] |= 1 << j
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    tails: dict[tuple[int, int], str] = {}
+    value, hard_fail, evidence = [], [], []
+    for w, a, f in zip(weighted.tolist(), bits.tolist(), failing.tolist()):
+        if (a, f) not in tails:
+            used = {nm: weights.get(nm, 0.0) for j, nm in enumerate(names) if a >> j & 1 and weights.get(nm, 0.0) > 0}
+            tails[a, f] = (',"hard_fails":' + _to_json([names[j] for j in by_name if f >> j & 1])
+                           + ',"weights":' + _to_json(used) + "}")
+        value.append(0.0 if f else min(1.0, max(0.0, w)))
+        hard_fail.append(bool(f))
+        evidence.append('{"weighted":' + _to_json(round(w, 4)) + tails[a, f])
+    return value, hard_fail, evidence
 
 
 def _score_batch(batch: Any) -> Any:
     """A worker's page: Arrow rows in (as `_ROWS` selects them), an Arrow table of score rows out."""
-    import pyarrow as pa
-
-    cols = _score_rows(zip(*(c.to_pylist() for c in batch.columns)))
-    return pa.table({"item_id": pa.array(cols["item_id"], pa.string()), "revision": pa.array(cols["revision"], pa.int32()),
-                     "scorer": pa.array(cols["scorer"], pa.string()),
-                     "scorer_version": pa.array(cols["scorer_version"], pa.int32()),
-                     "value": pa.array(cols["value"], pa.float64()), "hard_fail": pa.array(cols["hard_fail"], pa.bool_()),
-                     "evidence": pa.array(cols["evidence"], pa.string())})
+    return _score_rows(zip(*(c.to_pylist() for c in batch.columns)))
 
 
 def score_items(store: Any, settings: Any, item_ids: Iterable[str] | None = None, *, force: bool = False) -> dict:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from stillroom.curate.scorers._text import ngrams
+from stillroom.curate.scorers._text import ngrams, normalise
 from stillroom.registry import Registry
 
 SCORERS: Registry[type["Scorer"]] = Registry("scorer", modules=(
@@ -45,6 +45,11 @@ class ItemView:
         turns = [m.get("content") or "" for m in self.messages if m.get("role") == "assistant"]
         return "\n".join(turns) if len(turns) > 1 else self.answer
 
+    @cached_property
+    def assistant_normalised(self) -> str:
+        """`assistant_text` as the n-gram scorers compare it (lower case, no spaces or punctuation)."""
+        return normalise(self.assistant_text)
+
     def answer_grams(self, n: int) -> set[str]:
         """The assistant text's character n-grams, computed once for the scorers that share them."""
         cache = self.__dict__.setdefault("_grams", {})
@@ -64,7 +69,7 @@ class Score:
 
 
 class Scorer:
-    """Subclass, set `version` (bump it when results change) and implement `score`."""
+    """Subclass, set `version` (bump it when results change) and implement `score` (and, for speed, `score_many`)."""
 
     version = 1
 
@@ -73,3 +78,8 @@ class Scorer:
 
     def score(self, item: ItemView) -> Score | None:
         raise NotImplementedError
+
+    def score_many(self, items: list[ItemView]) -> list[Score | None]:
+        """A page of items at once. Override with a vectorised version (same results as `score`, item for item)
+        where a per-item loop is too slow for a million items."""
+        return [self.score(item) for item in items]

@@ -31,5 +31,10 @@ class Clarity(Scorer):
             problems.append(f"shorter than {self.settings.question_min_chars} characters")
         if len(q) > self.settings.question_max_chars:
             problems.append(f"longer than {self.settings.question_max_chars} characters")
-        penalties = {0: 1.0, 1: 0.5, 2: 0.25}
+        if not problems:
+            return _CLEAR
+        penalties = {1: 0.5, 2: 0.25}
         return Score(penalties.get(len(problems), 0.0), {"problems": problems})
+
+
+_CLEAR = Score(1.0, {"problems": []})  # shared by every clear question: never mutated

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from stillroom.curate.scorers import SCORERS, ItemView, Score, Scorer
+from stillroom.curate.scorers._grams import overlaps
 from stillroom.curate.scorers._text import gram_size, ngrams, normalise
 
 _CLOSED = re.compile(r"[。！？.!?…”』」）)\]}>`*|\d%]\s*$")
@@ -24,28 +25,62 @@ class Completeness(Scorer):
         answer = item.assistant_text.strip()
         if not answer:
             return Score(0.0, {"problems": ["empty answer"]})
-        problems = []
+        if item.meta.get("key_points"):
+            return self._key_points(item, answer)
+        n = gram_size(item.question)
+        terms = ngrams(item.question, n) - _QUESTION_GRAMS
+        return _score(self._truncated(item, answer), len(terms), len(terms & item.answer_grams(n)))
+
+    def score_many(self, items: list[ItemView]) -> list[Score | None]:
+        """The question-term coverage of a page in one numpy pass; key points and empty answers item by item."""
+        out: list[Score | None] = [None] * len(items)
+        todo = []
+        for i, item in enumerate(items):
+            if item.meta.get("key_points") or not item.assistant_text.strip():
+                out[i] = self.score(item)
+            else:
+                todo.append(i)
+        sizes = [gram_size(items[i].question) for i in todo]
+        try:
+            terms, hits = overlaps([normalise(items[i].question) for i in todo], sizes,
+                                   [items[i].assistant_normalised for i in todo], [(n,) for n in sizes],
+                                   range(len(todo)), exclude=sorted(_QUESTION_GRAMS))
+        except OverflowError:  # a text with tens of thousands of distinct characters: one at a time
+            return super().score_many(items)
+        for i, t, h in zip(todo, terms.tolist(), hits.tolist()):
+            out[i] = _score(self._truncated(items[i], items[i].assistant_text.strip()), t, h)
+        return out
+
+    def _truncated(self, item: ItemView, answer: str) -> bool:
         # A short answer may end without a full stop ("500元"); a long one that stops mid-word was cut off.
-        truncated = (item.meta.get("finish_reason") == "length" or _unbalanced(answer)
-                     or (len(answer) > 120 and not _CLOSED.search(answer)))
-        if truncated:
-            problems.append("answer looks cut off")
-        points = item.meta.get("key_points")
-        if points:
-            hits = [p for p in points if _covered(str(p), answer)]
-            coverage = len(hits) / len(points)
-            missed = [p for p in points if p not in hits]
-            if missed:
-                problems.append(f"key points not addressed: {missed[:5]}")
-        else:
-            n = gram_size(item.question)
-            terms = ngrams(item.question, n) - _QUESTION_GRAMS
-            coverage = len(terms & item.answer_grams(n)) / len(terms) if terms else 1.0
-            coverage = min(1.0, coverage * 2)  # an answer rarely repeats the whole question; half its terms is plenty
-            if coverage < 0.5:
-                problems.append("few of the question's key terms are addressed")
-        value = (0.3 if truncated else 1.0) * (0.4 + 0.6 * coverage)
-        return Score(value, {"truncated": truncated, "coverage": round(coverage, 3), "problems": problems})
+        # `answer` is stripped, so only its last character can end it (searching the whole text costs far more).
+        return (item.meta.get("finish_reason") == "length" or _unbalanced(answer)
+                or (len(answer) > 120 and not _CLOSED.search(answer[-1:])))
+
+    def _key_points(self, item: ItemView, answer: str) -> Score:
+        truncated = self._truncated(item, answer)
+        points = item.meta["key_points"]
+        hits = [p for p in points if _covered(str(p), answer)]
+        coverage = len(hits) / len(points)
+        missed = [p for p in points if p not in hits]
+        problems = ["answer looks cut off"] if truncated else []
+        if missed:
+            problems.append(f"key points not addressed: {missed[:5]}")
+        return _value(truncated, coverage, problems)
+
+
+def _score(truncated: bool, n_terms: int, n_hits: int) -> Score:
+    coverage = n_hits / n_terms if n_terms else 1.0
+    coverage = min(1.0, coverage * 2)  # an answer rarely repeats the whole question; half its terms is plenty
+    problems = ["answer looks cut off"] if truncated else []
+    if coverage < 0.5:
+        problems.append("few of the question's key terms are addressed")
+    return _value(truncated, coverage, problems)
+
+
+def _value(truncated: bool, coverage: float, problems: list[str]) -> Score:
+    value = (0.3 if truncated else 1.0) * (0.4 + 0.6 * coverage)
+    return Score(value, {"truncated": truncated, "coverage": round(coverage, 3), "problems": problems})
 
 
 def _covered(point: str, answer: str) -> bool:

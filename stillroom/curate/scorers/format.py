@@ -24,7 +24,12 @@ class Format(Scorer):
             problems += _json(item.answer, item.meta.get("json_schema"))
         if item.meta.get("template") and not item.meta.get("refusal"):
             problems += _template(item.answer, item.meta["template"])
-        return Score(0.0 if problems else 1.0, {"problems": problems}, hard_fail=bool(problems))
+        if not problems:
+            return _WELL_FORMED
+        return Score(0.0, {"problems": problems}, hard_fail=True)
+
+
+_WELL_FORMED = Score(1.0, {"problems": []})  # shared by every well-formed item: never mutated
 
 
 def _roles(messages: list[dict], multiturn: bool) -> list[str]:
