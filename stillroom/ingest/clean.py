@@ -57,8 +57,9 @@ def drop_running_lines(pages: list[RawPage], known: set[str]) -> int:
     counts: Counter[str] = Counter()
     for page in pages:
         counts.update({_signature(page.blocks[b].lines[i]) for b, i in _edge_lines(page)})
-    # Odd/even pages often carry different running lines; in a two-page document, both pages must share it.
-    threshold = 2 if len(pages) == 2 else max(3, int(len(pages) * 0.3) + 1)
+    # Odd/even pages often carry different running lines: 30% of the pages and at least 3 — or, in a
+    # shorter document, every page (and never a single page).
+    threshold = max(2, min(len(pages), max(3, int(len(pages) * 0.3) + 1)))
     known |= {sig for sig, c in counts.items() if c >= threshold and sig.strip("# ")}
     dropped = 0
     for page in pages:
