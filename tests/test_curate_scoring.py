@@ -187,3 +187,30 @@ def test_items_are_read_in_segments_and_pages_and_each_scored_once(store, monkey
     assert [r[0] for r in rows] == sorted(items) and {(n, d) for _, n, d in rows} == {(8, 8)}
     assert score_items(store, Settings(), force=True)["scored"] == 11
     assert store.scalar("SELECT count(*) FROM scores") == 88
+
+
+def test_a_revision_scored_elsewhere_after_the_plan_is_not_scored_twice(store, monkeypatch):
+    """The store is let go between segments: a reviewer's edit (which re-scores its revision) or a second `curate`
+    can score an item this run planned. Its rows must not go in twice (`scores` has no key to stop them)."""
+    from stillroom.curate import scoring
+    from stillroom.curate.state import list_items
+
+    chunk = add_chunk(store, SOURCE_ZH)
+    items = [add_item(store, f"第{i}项：住宿费每晚的报销上限是多少？", f"每晚不超过500元（第{i}项）。", chunk)
+             for i in range(5)]
+    monkeypatch.setattr(scoring, "SEGMENT", 2)
+    monkeypatch.setattr(scoring, "PAGE", 1)
+    read = scoring._pages
+
+    def pages_while_another_process_scores(store, rowids):
+        for n, batch in enumerate(read(store, rowids)):
+            if n == 2:  # segment 1 is written, segment 2 read: an item of it and one of segment 3 are scored
+                score_items(store, Settings(), [items[3], items[4]])
+            yield batch
+
+    monkeypatch.setattr(scoring, "_pages", pages_while_another_process_scores)
+    assert score_items(store, Settings())["scored"] == 3
+    counts = store.query("SELECT item_id, revision, scorer, count(*) FROM scores GROUP BY ALL HAVING count(*) > 1")
+    assert counts == []
+    assert store.scalar("SELECT count(*) FROM scores WHERE scorer = 'overall'") == 5
+    assert sorted(i["id"] for i in list_items(store, Settings())) == sorted(items)

@@ -1,15 +1,16 @@
 """The page-at-a-time scorers (`score_many`, numpy n-grams, prefilters, the vectorised rubric) give exactly what
-the per-item `score` and `overall` give, item for item, on deliberately awkward items."""
+the per-item `score` and the reference rubric below give, item for item, on deliberately awkward items."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from re import _constants as sre, _parser as sre_parse
 
 import pytest
 
-from stillroom.curate import scoring
-from stillroom.curate.scorers import SCORERS, ItemView
+from stillroom.curate import scoring, scoring_batch
+from stillroom.curate.scorers import SCORERS, ItemView, Score, refusal
 from stillroom.settings.curate import CurateSettings
 from test_curate_scoring_helpers import SOURCE_EN, SOURCE_ZH
 
@@ -57,18 +58,84 @@ def test_ngram_scorers_split_a_page_whose_alphabet_is_too_wide_for_64_bit_keys(s
         assert scorer.score_many(items) == [scorer.score(item) for item in items]
 
 
+def overall(scores: dict[str, Score], weights: dict[str, float]) -> Score:
+    """The rubric, item by item (the reference for `scoring_batch.overall_many`): the weighted mean over the scorers
+    that applied; any hard fail makes it 0 (the weighted value is kept)."""
+    used = {n: weights.get(n, 0.0) for n in scores if weights.get(n, 0.0) > 0}
+    total = num = 0.0
+    for n, w in used.items():  # plain left-to-right sums (not `sum`, compensated from Python 3.12), as
+        total += w             # `overall_many` adds them
+        num += scores[n].value * w
+    weighted = num / total if total else 1.0
+    hard = sorted(n for n, s in scores.items() if s.hard_fail)
+    evidence = {"weighted": round(weighted, 4), "hard_fails": hard, "weights": used}
+    return Score(0.0 if hard else weighted, evidence, hard_fail=bool(hard))
+
+
 def test_a_page_of_score_rows_matches_the_per_item_rubric():
     cfg = CurateSettings()
-    scoring._init_worker(cfg)
+    scorers = scoring.load_scorers(cfg)
     items = _items()
     rows = [(i.id, i.revision, i.task, i.question, i.answer, json.dumps(i.messages, ensure_ascii=False),
              json.dumps(i.meta, ensure_ascii=False), "chunk" if i.source is not None or i.source_missing else None,
              i.source) for i in items]
-    got = scoring._score_rows(rows).to_pylist()
+    got = scoring_batch.score_rows(rows, scorers, cfg.weights).to_pylist()
     want = []
     for row in rows:
-        item = scoring.view_from_row(row)
-        for name, s in scoring.score_view(item, scoring.load_scorers(cfg), cfg.weights).items():
+        item = scoring_batch.view_from_row(row)
+        scores = {name: s for name, scorer in scorers if (s := scorer.score(item)) is not None}
+        scores["overall"] = overall(scores, cfg.weights)
+        for name, s in scores.items():
             want.append({"item_id": item.id, "revision": 0, "scorer": name, "scorer_version": 1, "value": s.value,
-                         "hard_fail": s.hard_fail, "evidence": scoring._to_json(s.evidence)})
+                         "hard_fail": s.hard_fail, "evidence": scoring_batch.to_json(s.evidence)})
     assert got == want
+
+
+def _spellings(pattern: list) -> set[str]:
+    """Every shortest way a parsed regex can match, with NUL for a character it leaves open (`.`, `\\w`, a wide
+    class): no literal holds a NUL, so one spelled across such a character does not count. A bounded repeat is
+    spelled at its least count and one more (so `.{0,10}` is both nothing and an open character)."""
+    out = {""}
+    for op, av in pattern:
+        if op is sre.LITERAL:
+            opts = {chr(av)}
+        elif op is sre.IN:
+            opts = set()
+            for kind, a in av:
+                if kind is sre.LITERAL:
+                    opts.add(chr(a))
+                elif kind is sre.RANGE and a[1] - a[0] < 64:
+                    opts.update(map(chr, range(a[0], a[1] + 1)))
+                else:
+                    opts.add("\0")
+        elif op in (sre.ANY, sre.NOT_LITERAL):
+            opts = {"\0"}
+        elif op is sre.AT:  # \b, ^, $: no characters
+            opts = {""}
+        elif op is sre.BRANCH:
+            opts = set().union(*(_spellings(b) for b in av[1]))
+        elif op is sre.SUBPATTERN:
+            opts = _spellings(av[-1])
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+            lo, hi, sub = av
+            once, opts = _spellings(sub), set()
+            for k in {lo, min(lo + 1, hi)}:
+                spelt = {""}
+                for _ in range(k):
+                    spelt = {a + b for a in spelt for b in once}
+                opts |= spelt
+        else:
+            raise AssertionError(f"no spelling for regex node {op}: extend _spellings")
+        out = {a + b for a in out for b in opts}
+    return out
+
+
+@pytest.mark.parametrize("regex, literals", [(refusal._REFUSAL, refusal._REFUSAL_WORDS),
+                                             (refusal._FILLER, refusal._FILLER_WORDS)],
+                         ids=["refusal", "filler"])
+def test_every_refusal_and_filler_alternative_holds_a_prefilter_literal(regex, literals):
+    """`score_many` runs the regexes only on answers holding one of the literals: a new alternative of a regex
+    needs a literal too, or answers matching only it would pass as clean."""
+    spellings = _spellings(sre_parse.parse(regex.pattern))
+    assert len(spellings) > 50
+    assert sorted(s for s in spellings if not any(w in s.lower() for w in literals)) == []

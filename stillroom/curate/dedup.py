@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-_BASE = """
-WITH cur AS (SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id),
+from stillroom.curate.scorers._grams import sorted_unique
+from stillroom.curate.state import CURRENT_REVISION
+
+_BASE = "WITH cur AS (" + CURRENT_REVISION + """),
 overall AS (SELECT item_id, revision, max(value) AS value FROM scores WHERE scorer = 'overall' GROUP BY ALL),
 txt AS MATERIALIZED (  -- else the regexp runs once per use of `norm`
     SELECT i.id, coalesce(ov.value, -1.0) AS score,
@@ -138,7 +140,7 @@ def candidate_pairs(sig: np.ndarray, rows_per_band: int) -> tuple[np.ndarray, np
         found.append(leader[linked] * n + order[linked])
     if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    keys = _unique(np.concatenate(found))
+    keys = sorted_unique(np.concatenate(found))
     return keys // n, keys % n
 
 
@@ -165,13 +167,6 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def _unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values, as `np.unique` gives them; numpy 2's `unique` hashes integers, which is many times
-    slower than a sort on millions of candidate pairs."""
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
-
-
 def _near_groups(ids: np.ndarray, texts: np.ndarray, scores: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
     sig, has = signatures(texts, cfg.dedup_shingle_chars, cfg.dedup_num_perm)
     # 4 rows per band puts the LSH threshold near 0.5, so pairs at the configured (higher) similarity are
@@ -181,7 +176,7 @@ def _near_groups(ids: np.ndarray, texts: np.ndarray, scores: np.ndarray, cfg: An
     a, b = a[ok], b[ok]
     sim = similarity(sig, a, b)
     a, b = a[sim >= cfg.dedup_near_threshold], b[sim >= cfg.dedup_near_threshold]
-    members = _unique(np.concatenate([a, b]))
+    members = sorted_unique(np.concatenate([a, b]))
     if not len(members):
         empty = np.empty(0, dtype=object)
         return {"item_id": empty, "group_id": empty, "representative_id": empty, "similarity": np.empty(0)}

@@ -14,6 +14,7 @@ from functools import lru_cache
 from stillroom.curate.numerals import (
     CN_DIGITS, EN_WORDS, MONTHS, SCALES, STRONG_UNITS, UNITS, parse_cn, parse_en, unit_of,
 )
+from stillroom.curate.scorers._text import FOLDS_TO_ASCII
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,14 @@ _GRAMMAR = re.compile(
     r"|(?P<num>(?P<cur>" + _CUR + r")?(?P<pre>百分之|千分之|第)?"
     r"(?P<n>" + _AR + "|" + _CN_NUM + "|(?i:" + _EN + r"))(?P<scale>" + _SCALE + r")?(?P<unit>" + _UNIT + r")?)"
 )
-_ANCHOR = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿$¥￥€£第]|US\$|HK\$|USD|RMB|CNY|EUR|GBP|HKD|人民币|"
+# Where a figure can start. Without an ASCII letter (or a character case-insensitive matching takes for one:
+# ı ſ K İ) only the alternatives without letters can match; that shorter pattern scans most Chinese answers
+# several times faster.
+_ANCHOR_NO_LATIN_TEXT = r"[\d零〇一二两三四五六七八九十百千万亿$¥￥€£第]|人民币"
+_ANCHOR = re.compile(_ANCHOR_NO_LATIN_TEXT + r"|US\$|HK\$|USD|RMB|CNY|EUR|GBP|HKD|"
                      r"(?i:\b(?:" + _alt([*EN_WORDS, *MONTHS]) + r"))")
-# Without an ASCII letter (or a character case-insensitive matching takes for one: ı ſ K İ) only the first
-# and last alternatives of _ANCHOR can match; this shorter pattern scans most Chinese answers several times faster.
-_ANCHOR_NO_LATIN = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿$¥￥€£第]|人民币")
-_LATIN = re.compile("[A-Za-z\u0131\u017f\u212a\u0130]")
+_ANCHOR_NO_LATIN = re.compile(_ANCHOR_NO_LATIN_TEXT)
+_LATIN = re.compile("[A-Za-z" + "".join(FOLDS_TO_ASCII) + "]")
 _SCALE_WORD = re.compile(r"千万|百万|万|亿|(?i:\b(?:thousand|million|billion|trillion)\b)")
 _RANGE_SEP = re.compile(r"\s*(?:[-–—~～至到]|to|and)\s*$", re.IGNORECASE)
 _LIST_MARK = re.compile(r"(?:^|[\n；;。，,：:]|\s)\s*[(（\[]?$")

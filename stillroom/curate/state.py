@@ -15,6 +15,9 @@ from stillroom.errors import UsageError
 
 STATUSES = ("approved", "auto_approved", "needs_review", "rejected", "duplicate", "unscored")
 
+# Each item's current revision; an item never edited has no row here (its revision is coalesce(cur.revision, 0)).
+CURRENT_REVISION = "SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id"
+
 # Decisions that still count: approve/reject rows no undo has withdrawn.
 EFFECTIVE = """
 SELECT r.* FROM reviews r
@@ -34,7 +37,7 @@ def state_sql(review_below: float, with_figures: bool = False) -> str:
     figures_join = ("LEFT JOIN scores nf ON nf.item_id = i.id AND nf.revision = coalesce(cur.revision, 0) "
                     "AND nf.scorer = 'numeric_fidelity'" if with_figures else "")
     return f"""
-WITH cur AS (SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id),
+WITH cur AS ({CURRENT_REVISION}),
 eff AS ({EFFECTIVE}),
 last AS (SELECT item_id, arg_max(decision, seq) AS decision, arg_max(reason_code, seq) AS reason_code,
                 count(*) AS n_decisions FROM eff GROUP BY item_id),

@@ -56,9 +56,9 @@ def _fill(probes, psize, targets, tsizes, ptarget, exclude, where, counts, hits)
     p_keys = _keys(full, starts[:np_], lens[:np_], np.arange(np_), psize, bits)
     t_own = np.fromiter((i for i, ss in enumerate(tsizes) for _ in ss), np.int64)
     t_size = np.fromiter((s for ss in tsizes for s in ss), np.int64, len(t_own))
-    t_keys = _unique(_keys(full, starts[np_:], lens[np_:], t_own, t_size, bits))
+    t_keys = sorted_unique(_keys(full, starts[np_:], lens[np_:], t_own, t_size, bits))
     shift, mask = np.uint64(_WIDTH * bits), np.uint64((1 << (_WIDTH * bits)) - 1)
-    p_keys = _unique(p_keys)
+    p_keys = sorted_unique(p_keys)
     if exclude:
         gone = [_code(g, lut, bits) for g in exclude]
         gone = np.array([g for g in gone if g is not None], np.uint64)
@@ -72,10 +72,11 @@ def _fill(probes, psize, targets, tsizes, ptarget, exclude, where, counts, hits)
     hits[where] = np.bincount(owner[found], minlength=np_)
 
 
-def _unique(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (numpy's own `unique` hashes, which is several times slower on these keys)."""
-    keys = np.sort(keys)
-    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values, as `np.unique` gives them; numpy 2's `unique` hashes integers, which is several
+    times slower than a sort on these keys (and on dedup's millions of candidate pairs)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _keys(full, starts, lens, own, size, bits) -> np.ndarray:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+# CJK Unified Ideographs (with Extension A) and the Compatibility Ideographs: the regexes and `language_many`'s
+# numpy mask are both built from these.
+_CJK_RANGES = ((0x3400, 0x9FFF), (0xF900, 0xFAFF))
+_CJK_CLASS = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES) + "]"
+_CJK = re.compile(_CJK_CLASS)
+_CJK_RUN = re.compile(_CJK_CLASS + "+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s+")
@@ -51,7 +55,9 @@ def language_many(texts: list[str]) -> list[str | None]:
         return []
     # A separator between texts (not a letter, not CJK) keeps a run of letters from crossing into the next text.
     cps = np.frombuffer("\0".join(texts).encode("utf-32-le"), np.uint32)
-    cjk = ((cps >= 0x3400) & (cps <= 0x9FFF)) | ((cps >= 0xF900) & (cps <= 0xFAFF))
+    cjk = np.zeros(len(cps), bool)
+    for lo, hi in _CJK_RANGES:
+        cjk |= (cps >= lo) & (cps <= hi)
     letter = ((cps >= 65) & (cps <= 90)) | ((cps >= 97) & (cps <= 122))
     word = np.zeros(len(cps), bool)  # the first letter of a run of at least two
     word[:-1] = letter[:-1] & letter[1:]
@@ -67,7 +73,7 @@ def language_many(texts: list[str]) -> list[str | None]:
 
 # Characters that Python's case-insensitive matching takes for an ASCII letter (ı, ſ, the Kelvin sign, İ):
 # a text with one of them may match where its `lower()` shows no literal, so it always goes to the regex.
-_FOLDS_TO_ASCII = ("\u0131", "\u017f", "\u212a", "\u0130")
+FOLDS_TO_ASCII = ("\u0131", "\u017f", "\u212a", "\u0130")
 
 
 def may_contain(texts: list[str], literals: tuple[str, ...]) -> list[bool]:
@@ -75,7 +81,7 @@ def may_contain(texts: list[str], literals: tuple[str, ...]) -> list[bool]:
     regex that cannot match without one of them need not run on that text. One substring search per literal
     over the whole list, not one per text."""
     out = [False] * len(texts)
-    _mark(texts, _FOLDS_TO_ASCII, out)
+    _mark(texts, FOLDS_TO_ASCII, out)
     _mark([t.lower() for t in texts], literals, out)
     return out
 
