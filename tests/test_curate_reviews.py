@@ -139,10 +139,10 @@ def test_the_double_review_draw_is_stable_and_near_the_share(tmp_path):
     assert all(reviews.reviews_needed(i, 0.0) == 1 for i in ids[:50])
     assert all(reviews.reviews_needed(i, 1.0) == 2 for i in ids[:50])
     # the queue's SQL draws the same items as Python
-    from stillroom.curate.review_order import _threshold
+    from stillroom.curate.review_order import drawn as drawn_sql, threshold
 
-    sql = duckdb.sql(f"SELECT i FROM (SELECT unnest({ids!r}) AS i) "
-                     f"WHERE ('0x' || substr(sha256(i), 1, 8))::UBIGINT < {_threshold(0.1)} ORDER BY i").fetchall()
+    sql = duckdb.execute(f"SELECT i FROM (SELECT unnest({ids!r}) AS i) WHERE {drawn_sql('i')} ORDER BY i",
+                         {"threshold": threshold(0.1)}).fetchall()
     assert [r[0] for r in sql] == drawn
 
 
@@ -200,3 +200,52 @@ def test_a_double_review_items_view_stays_ready_for_the_second_reviewer_with_the
     assert second["item_id"] == ids[0]
     assert [(h["reviewer"], h["decision"]) for h in second["view"]["history"]] == [("ann", "approve")]
     assert second["view"]["history"][0]["reviewer"] == reviews.item_view(store, ids[0])["history"][0]["reviewer"]
+
+
+def test_a_next_item_whose_view_cannot_be_built_does_not_take_the_decision_before_it_along(queued):
+    _, store, ids = queued
+    with store.transaction() as con:  # queued, but not in items (a queue left from a rebuilt store)
+        con.execute("INSERT INTO review_queue (item_id, priority, reason) VALUES ('itm_gone', 3.5, 'low_score')")
+    assert reviews.next_item(store, "ann", with_view=True)["item_id"] == ids[0]
+    with pytest.raises(StillroomError, match="itm_gone"):
+        reviews.decide_and_next(store, ids[0], "ann", "approve", with_view=True)
+    assert store.query("SELECT item_id, reviewer, decision FROM reviews") == [(ids[0], "ann", "approve")]
+    assert reviews.next_item(store, "ann")["item_id"] == "itm_gone"  # leased: the lease went in with the decision
+    reviews.release(store, "itm_gone", "ann")
+    nxt = reviews.decide_and_next(store, ids[0], "ann", "reject", reason_code="wrong", with_view=True)
+    assert nxt["view"]["item_id"] == ids[1]  # the decision that failed before is not in the way now
+
+
+def test_a_lease_held_in_memory_is_checked_against_the_database(queued):
+    from stillroom.store import Store
+
+    _, store, ids = queued
+    other = Store(store.db_path)  # another process: it frees ann's item and bob takes it
+    assert reviews.next_item(store, "ann")["item_id"] == ids[0]
+    reviews.release(other, ids[0], "ann")
+    assert reviews.next_item(other, "bob")["item_id"] == ids[0]
+    assert reviews.next_item(store, "ann")["item_id"] == ids[1]  # not bob's item, which memory still gave ann
+    leases = store.query("SELECT item_id, lease_owner FROM review_queue WHERE lease_owner IS NOT NULL ORDER BY 1")
+    assert sorted(leases) == sorted([(ids[0], "bob"), (ids[1], "ann")])
+
+
+def test_a_reload_renews_the_lease(queued):
+    _, store, ids = queued
+    first = reviews.next_item(store, "ann", lease_s=60)["lease_expires"]
+    again = reviews.next_item(store, "ann", lease_s=600)
+    assert again["item_id"] == ids[0] and again["lease_expires"] > first
+    assert store.query("SELECT lease_expires FROM review_queue WHERE item_id = ?", [ids[0]]) == [
+        (again["lease_expires"],)]
+
+
+def test_views_are_fetched_ahead_a_slice_at_a_time(tmp_path):
+    from stillroom.curate.review_order import VIEW_SLICE
+    from tests.test_curate_flow_helpers import add_doc, add_items, new_project, queue
+
+    _, store = new_project(tmp_path / "p")
+    ids = add_items(store, add_doc(store, "doc_a"), 200)
+    queue(store, ids)
+    reviews.next_item(store, "ann", with_view=True)  # a miss: the first slice comes with it
+    slices = [reviews.prefetch(store) for _ in range(4)]
+    assert slices == [VIEW_SLICE, VIEW_SLICE, 200 - 3 * VIEW_SLICE, 0]
+    assert reviews.next_item(store, "bob", with_view=True)["view"]["support"]  # the supporting sentence, precomputed

@@ -198,3 +198,45 @@ def test_a_decision_the_database_cannot_take_in_time_is_refused_not_lost(project
         assert proj.store().scalar(decided, [item]) == 0
         r = client.post("/review/decide", data={"item_id": item, "decision": "approve"}, headers={"X-CSRF-Token": token})
         assert r.status_code == 200 and proj.store().scalar(decided, [item]) == 1
+
+
+def test_a_next_item_that_cannot_be_shown_keeps_the_decision_and_says_why(tmp_path):
+    proj, ids = seed_project(tmp_path / "proj", n_items=3)
+    pw = add_users(proj)
+    with proj.store().transaction() as con:  # queued between ids[0] and ids[1], but not in items
+        con.execute("INSERT INTO review_queue (item_id, priority, reason) VALUES ('itm_gone', 2.5, 'low_score')")
+    with TestClient(create_app(proj)) as client:
+        token = login(client, "ann", pw["ann"])
+        assert ITEM.search(client.get("/review").text).group(1) == ids[0]
+        r = client.post("/review/decide", data={"item_id": ids[0], "decision": "approve"},
+                        headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and 'class="status error"' in r.text and "itm_gone" in r.text
+    assert proj.store().query("SELECT item_id, decision FROM reviews") == [(ids[0], "approve")]
+
+
+def test_the_gate_tells_background_work_that_a_request_waits(project):
+    import threading
+
+    from stillroom.review_ui.db import DbGate
+
+    gate = DbGate(project[0].store(), idle_close_s=600)
+    entered = threading.Event()
+
+    def request():
+        with gate.use():
+            entered.set()
+
+    try:
+        with gate.use():
+            assert not gate.waiting  # the holder itself does not count
+            waiter = threading.Thread(target=request)
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while not gate.waiting:
+                assert time.monotonic() < deadline, "the waiting request was never counted"
+                time.sleep(0.01)
+            assert not entered.is_set()
+        waiter.join(timeout=30)
+        assert entered.is_set() and not gate.waiting
+    finally:
+        gate.shutdown()

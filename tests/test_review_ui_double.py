@@ -89,3 +89,20 @@ def test_the_supporting_sentence_is_marked_and_html_in_the_source_stays_inert(tm
     assert '<mark class="support found" title="supports the answer; 500元">500元</mark>' in chunk
     assert "<script>" not in page and "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;前言。" in chunk and "&lt;script&gt;alert(2)&lt;/script&gt;" in chunk
+
+
+def test_progress_counts_reviewed_waiting_and_second_reviews_in_one_pass(tmp_path):
+    from stillroom.curate import reviews
+    from stillroom.review_ui.dashboard import progress
+
+    proj, ids = seed_project(tmp_path / "proj", n_items=5)
+    store = proj.store()
+    reviews.decide(store, ids[0], "ann", "approve")
+    reviews.decide(store, ids[1], "ann", "approve")
+    reviews.decide(store, ids[1], "bob", "reject", reason_code="wrong")
+    reviews.decide(store, ids[2], "ann", "approve")
+    reviews.undo(store, "ann")  # withdraws ids[2]: waiting again
+    drawn = sum(reviews.reviews_needed(i, 0.5) == 2 for i in ids[:1])  # ids[0]: one reviewer so far
+    assert progress(store) == {"total": 5, "queued": 3, "reviewed": 2, "second_review": 0}
+    assert progress(store, 0.5)["second_review"] == drawn
+    assert progress(store, 1.0)["second_review"] == 1

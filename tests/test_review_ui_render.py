@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stillroom.review_ui.render import Piece, bars, histogram, marked, reasons
-from stillroom.review_ui.support import sentence_spans, support_spans
+from stillroom.curate.support import support_spans
 
 
 def test_marked_cuts_text_at_spans_and_layers_what_overlaps():
@@ -31,7 +31,9 @@ def test_support_marks_the_sentences_that_share_most_with_the_answer():
     assert spans("不知道。") == []  # nothing in common: nothing marked
     en = "The allowance is 500 yuan a night. Transport is 80 yuan a day. Claims are due within 15 days."
     assert [en[s:e] for s, e in support_spans(en, "File claims within 15 days.")] == ["Claims are due within 15 days."]
-    assert sentence_spans("  一。\n\n二  ") == [(2, 4), (6, 7)]
+    # a decimal point is not the end of a sentence
+    rate = "The rate is 3.5 percent. Nothing else applies."
+    assert [rate[s:e] for s, e in support_spans(rate, "It is 3.5 percent.")] == ["The rate is 3.5 percent."]
 
 
 def test_spans_past_the_end_are_clipped():

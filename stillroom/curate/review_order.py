@@ -26,46 +26,56 @@ from stillroom.curate.state import EFFECTIVE
 from stillroom.errors import StillroomError
 
 WINDOW = 2048  # open items held per load; reloaded when they run out, and grown when that is not enough
-# Fetching item views costs a scan of `scores` (and `items`) however few items it is for: ~20 ms for
-# one item and ~200 ms for 512 at 200,000 items × 8 scorers on two busy cores. So views are fetched
-# ahead in large batches, after a response; a miss fetches a smaller batch while a reviewer waits.
-VIEW_BATCH = 512  # views fetched ahead at once
-MISS_BATCH = 64  # views fetched when the asked-for one is missing (the first request, after a reload)
+# Fetching item views costs a scan of `scores` (and `items`) however few items it is for: ~13 ms for
+# one item, ~50 ms for 64 and ~90 ms for 512 at 200,000 items × 8 scorers on two cores. So views are fetched
+# ahead in batches after a response, a slice at a time so that a key press never waits long for the
+# database; a miss fetches one slice while a reviewer waits.
+VIEW_BATCH = 512  # views fetched ahead after a response (in slices, stopping when anyone waits)
+VIEW_SLICE = 64  # views fetched at once: a slice ahead, or the asked-for view and those likely next on a miss
 VIEWS_READY = 64  # fetch ahead when fewer than this many of the next open, unheld items have a view
 
 # Changes whenever anyone queues, decides, undoes, edits or re-scores (the columns of one SELECT).
 FINGERPRINT = ("(SELECT count(*) FROM review_queue), (SELECT coalesce(max(seq), 0) FROM reviews), "
                "(SELECT max(created_at) FROM scores)")
 
+
+def threshold(share: float) -> int:
+    """The double-review draw takes an item when the first 32 bits of sha256(item id) fall below this."""
+    return int(min(max(share, 0.0), 1.0) * 2**32)
+
+
+def drawn(column: str) -> str:
+    """SQL true for the items drawn for double review (`column`: the item id); binds `$threshold`."""
+    return f"('0x' || substr(sha256({column}), 1, 8))::UBIGINT < $threshold"
+
+
+def reviews_needed(item_id: str, double_share: float) -> int:
+    """2 for the share of items drawn for double review (the same draw as `drawn`), else 1."""
+    if double_share <= 0:
+        return 1
+    return 2 if int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) < threshold(double_share) else 1
+
+
 # The open part of the queue: items nobody decided, and double-review items one reviewer decided.
-# The double-review draw (a hash of the id) is computed only for decided items, never the whole queue.
+# The double-review draw is computed only for decided items and the rows of the window, never the whole queue.
 _LOAD = f"""
 WITH eff AS ({EFFECTIVE}),
 dec AS (
-  SELECT item_id, list(DISTINCT reviewer) AS reviewers,
-         ('0x' || substr(sha256(item_id), 1, 8))::UBIGINT < $threshold AS double
-  FROM eff GROUP BY item_id)
-SELECT q.item_id, q.priority, q.reason, q.lease_owner, q.lease_expires, coalesce(dec.reviewers, [])
-FROM review_queue q LEFT JOIN dec ON dec.item_id = q.item_id
-WHERE dec.item_id IS NULL OR (dec.double AND len(dec.reviewers) < 2)
-ORDER BY q.priority DESC, q.item_id
-LIMIT $window
+  SELECT item_id, list(DISTINCT reviewer) AS reviewers, {drawn("item_id")} AS double
+  FROM eff GROUP BY item_id),
+win AS (
+  SELECT q.item_id, q.priority, q.reason, q.lease_owner, q.lease_expires, coalesce(dec.reviewers, []) AS reviewers
+  FROM review_queue q LEFT JOIN dec ON dec.item_id = q.item_id
+  WHERE dec.item_id IS NULL OR (dec.double AND len(dec.reviewers) < 2)
+  ORDER BY q.priority DESC, q.item_id
+  LIMIT $window)
+SELECT item_id, priority, reason, CASE WHEN {drawn("item_id")} THEN 2 ELSE 1 END, lease_owner, lease_expires, reviewers
+FROM win ORDER BY priority DESC, item_id
 """
 _LEASES = ("SELECT lease_owner, item_id, priority, reason, lease_expires FROM review_queue "
            "WHERE lease_expires > $now ORDER BY lease_expires")
 _SKIPS = ("SELECT actor, subject, max(created_at) FROM audit_log WHERE action = 'release' AND created_at > $since "
           "GROUP BY ALL")
-
-
-def reviews_needed(item_id: str, double_share: float) -> int:
-    """2 for the share of items drawn for double review (a stable hash of the id, as in `_LOAD`), else 1."""
-    if double_share <= 0:
-        return 1
-    return 2 if int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) < _threshold(double_share) else 1
-
-
-def _threshold(share: float) -> int:
-    return int(min(max(share, 0.0), 1.0) * 2**32)
 
 
 @dataclass
@@ -86,7 +96,7 @@ class Entry:
         return self.lease_owner is None or self.lease_expires is None or self.lease_expires <= now
 
     def free_for(self, reviewer: str, now: datetime) -> bool:
-        return (len(self.reviewers) < self.needed and reviewer not in self.reviewers
+        return (self.open and reviewer not in self.reviewers
                 and (self.lease_owner == reviewer or self.unheld(now)))
 
 
@@ -110,6 +120,8 @@ class ReviewOrder:
         self.held: dict[str, Lease] = {}  # reviewer → their live lease
         self.skips: dict[tuple[str, str], datetime] = {}  # (reviewer, item) → when skipped
         self.views: dict[str, dict] = {}
+        self.ahead = 0  # views still to fetch in this round of fetching ahead
+        self.unbuilt: set[str] = set()  # queued ids a fetch found no item for: not fetched ahead again
 
     # --- keeping in step with the database ------------------------------------
 
@@ -121,6 +133,8 @@ class ReviewOrder:
         if fp == self.fingerprint and share == self.share:
             return
         self.views.clear()
+        self.ahead = 0
+        self.unbuilt.clear()
         self.window = WINDOW
         self._load(con, share)
         self.held = {}
@@ -131,9 +145,9 @@ class ReviewOrder:
         self.fingerprint = fp
 
     def _load(self, con: Any, share: float) -> None:
-        rows = con.execute(_LOAD, {"threshold": _threshold(share), "window": self.window}).fetchall()
+        rows = con.execute(_LOAD, {"threshold": threshold(share), "window": self.window}).fetchall()
         self.share = share
-        self.entries = [Entry(i, p, r, reviews_needed(i, share), set(revs), o, x) for i, p, r, o, x, revs in rows]
+        self.entries = [Entry(i, p, r, n, set(revs), o, x) for i, p, r, n, o, x, revs in rows]
         self.by_id = {e.item_id: e for e in self.entries}
         self.complete = len(rows) < self.window
         self.head = 0
@@ -173,7 +187,7 @@ class ReviewOrder:
         """The next open items nobody holds whose views are not fetched yet."""
         out = []
         for e in self._open_entries():
-            if e.open and e.item_id not in self.views and e.unheld(now):
+            if e.open and e.item_id not in self.views and e.item_id not in self.unbuilt and e.unheld(now):
                 out.append(e.item_id)
                 if len(out) == n:
                     break
@@ -184,29 +198,41 @@ class ReviewOrder:
     def view(self, con: Any, item_id: str, now: datetime) -> dict:
         """The item's view; a miss fetches it together with the views of the items likely to come next."""
         if item_id not in self.views:
-            self.fetch_views(con, [item_id, *self.upcoming(MISS_BATCH - 1, now)])
+            self.fetch_views(con, [item_id, *self.upcoming(VIEW_SLICE - 1, now)])
             if item_id not in self.views:
                 raise StillroomError(f"queued item {item_id!r} is not in items — run `stillroom curate` to rebuild "
                                      "the queue")
         return dict(self.views[item_id])
 
-    def views_wanted(self, now: datetime) -> list[str]:
-        """Items whose views to fetch ahead: none while VIEWS_READY of the next open, unheld items have one."""
+    def views_wanted(self, now: datetime, n: int = VIEW_SLICE) -> list[str]:
+        """The next slice (at most `n`) of items whose views to fetch ahead.
+
+        A round of VIEW_BATCH views starts when fewer than VIEWS_READY of the next open, unheld items
+        have one (until then nothing is fetched, not even a query) and goes on one slice per call.
+        """
         if self.fingerprint is None:
             return []
-        ready = seen = 0
-        for e in self._open_entries():
-            if e.open and e.unheld(now):
-                seen += 1
-                ready += e.item_id in self.views
-                if seen == VIEWS_READY:
-                    break
-        return self.upcoming(VIEW_BATCH, now) if ready < seen else []
+        if self.ahead <= 0:
+            ready = seen = 0
+            for e in self._open_entries():
+                if e.open and e.unheld(now):
+                    seen += 1
+                    ready += e.item_id in self.views or e.item_id in self.unbuilt
+                    if seen == VIEWS_READY:
+                        break
+            if ready == seen:
+                return []
+            self.ahead = VIEW_BATCH
+        ids = self.upcoming(min(n, self.ahead), now)
+        self.ahead = self.ahead - len(ids) if ids else 0
+        return ids
 
     def fetch_views(self, con: Any, item_ids: list[str]) -> None:
         from stillroom.curate.view import build_views
 
-        self.views.update(build_views(con, item_ids))
+        views = build_views(con, item_ids)
+        self.views.update(views)
+        self.unbuilt.update(i for i in item_ids if i not in views)
 
     # --- what this process wrote (applied right after the write, in the same transaction) --------
 
@@ -214,11 +240,14 @@ class ReviewOrder:
         e = self.by_id.get(item_id)
         if e is not None:
             e.lease_owner, e.lease_expires = owner, expires
+        before = None
         for who, lease in list(self.held.items()):
             if lease.item_id == item_id or who == owner:
+                before = lease if lease.item_id == item_id else before
                 del self.held[who]
         if owner is not None and expires is not None:
-            priority, reason = (e.priority, e.reason) if e is not None else (0.0, "")
+            known = e or before
+            priority, reason = (known.priority, known.reason) if known is not None else (0.0, "")
             self.held[owner] = Lease(item_id, priority, reason, expires)
 
     def skipped(self, reviewer: str, item_id: str, at: datetime) -> None:

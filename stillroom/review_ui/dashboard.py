@@ -11,19 +11,20 @@ _EFF = f"WITH eff AS ({EFFECTIVE})"
 
 def progress(store, double_share: float = 0.0) -> dict:
     """Reviewed / waiting / total, and the double-review items still waiting for their second reviewer."""
-    from stillroom.curate.review_order import _threshold
+    from stillroom.curate.review_order import drawn, threshold
 
+    # an item in the queue one reviewer decided still waits when it was drawn for double review
+    second = f"q.item_id IS NOT NULL AND d.reviewers = 1 AND {drawn('q.item_id')}" if double_share > 0 else "false"
     with store.connect() as con:
-        total = con.execute("SELECT count(*) FROM items").fetchone()[0]
-        queued = con.execute(f"{_EFF} SELECT count(*) FROM review_queue q "
-                             "WHERE NOT EXISTS (SELECT 1 FROM eff WHERE eff.item_id = q.item_id)").fetchone()[0]
-        reviewed = con.execute(f"{_EFF} SELECT count(DISTINCT item_id) FROM eff").fetchone()[0]
-        second = con.execute(f"""{_EFF} SELECT count(*) FROM (
-            SELECT item_id FROM eff WHERE item_id IN (SELECT item_id FROM review_queue)
-            GROUP BY item_id HAVING count(DISTINCT reviewer) = 1) d
-            WHERE ('0x' || substr(sha256(d.item_id), 1, 8))::UBIGINT < $t""", {"t": _threshold(double_share)}
-                             ).fetchone()[0]
-    return {"total": total, "queued": queued, "reviewed": reviewed, "second_review": second}
+        total, queued, reviewed, waiting = con.execute(f"""{_EFF},
+            d AS (SELECT item_id, count(DISTINCT reviewer) AS reviewers FROM eff GROUP BY item_id)
+            SELECT (SELECT count(*) FROM items),
+                   count(*) FILTER (WHERE q.item_id IS NOT NULL AND d.item_id IS NULL),
+                   count(*) FILTER (WHERE d.item_id IS NOT NULL),
+                   count(*) FILTER (WHERE {second})
+            FROM d FULL OUTER JOIN review_queue q ON q.item_id = d.item_id""",
+            {"threshold": threshold(double_share)} if double_share > 0 else {}).fetchone()
+    return {"total": total, "queued": queued, "reviewed": reviewed, "second_review": waiting}
 
 
 def per_reviewer(store) -> list[dict]:

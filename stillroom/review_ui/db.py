@@ -25,6 +25,8 @@ class DbGate:
         self.store = store
         self.idle_close_s = idle_close_s
         self._mu = threading.Lock()
+        self._queue_mu = threading.Lock()
+        self._queued = 0  # threads waiting for `_mu`
         self._open: ExitStack | None = None
         self._last_used = 0.0
         self._stop = threading.Event()
@@ -33,7 +35,9 @@ class DbGate:
 
     @contextmanager
     def use(self) -> Iterator[Store]:
+        self._count(+1)
         with self._mu:
+            self._count(-1)
             if self._open is None:
                 self._open = ExitStack()
                 self._open.enter_context(self.store.session())
@@ -43,6 +47,15 @@ class DbGate:
                 self._last_used = time.monotonic()
                 if self.idle_close_s == 0:
                     self._close()
+
+    def _count(self, step: int) -> None:
+        with self._queue_mu:
+            self._queued += step
+
+    @property
+    def waiting(self) -> bool:
+        """True while a thread waits to use the store (background work holding it should step aside)."""
+        return self._queued > 0
 
     def _close(self) -> None:
         if self._open is not None:

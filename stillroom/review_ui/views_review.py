@@ -11,10 +11,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from stillroom.curate import reviews
-from stillroom.errors import StillroomError
+from stillroom.errors import StillroomError, StoreBusy
 from stillroom.review_ui.app import AppState, state
 from stillroom.review_ui.render import marked
-from stillroom.review_ui.support import support_spans
 
 router = APIRouter()
 
@@ -24,6 +23,16 @@ def _next(store, user: str, st) -> dict | None:
     item = reviews.next_item(store, user, lease_s=st.settings.lease_s,
                              double_share=st.settings.double_review_share, with_view=True)
     return item["view"] if item else None
+
+
+def _next_shown(store, user: str, st) -> dict | None:
+    """`_next`, or None where its view cannot be built (shown after an error that already says what to do)."""
+    try:
+        return _next(store, user, st)
+    except StoreBusy:
+        raise
+    except StillroomError:
+        return None
 
 
 def view_model(view: dict | None) -> dict | None:
@@ -36,7 +45,7 @@ def view_model(view: dict | None) -> dict | None:
         return None
     figures = view.get("figures") or []
     source, answer = view.get("chunk_text") or "", view.get("answer") or ""
-    src_spans = [(s, e, "support", "supports the answer") for s, e in support_spans(source, answer)]
+    src_spans = [(s, e, "support", "supports the answer") for s, e in view.get("support") or []]
     src_spans += [(*f["source_span"], "found", f["text"]) for f in figures if f.get("source_span")]
     answer_spans = [(f["start"], f["end"], "fig-found" if f.get("source_span") else "fig-missing",
                      "found in the source" if f.get("source_span") else "not found in the source")
@@ -55,13 +64,18 @@ def _item_fragment(request: Request, view: dict | None, flash: str = "", error: 
 
 
 def _prefetch(st: AppState) -> None:
-    """After the response is sent: fetch the views of the next items while the reviewer reads this one."""
+    """After the response is sent: fetch the views of the next items while the reviewer reads this one.
+
+    One slice per turn at the gate, so a key press waits for one slice at most; it stops as soon as a
+    request or a batch run (another process) waits for the database, or nothing is left to fetch.
+    """
     if not st.prefetching.acquire(blocking=False):
         return  # another request's prefetch is on it
     try:
-        with st.gate.use() as store:
-            if not store.others_waiting():  # a batch run waiting for the file goes first
-                reviews.prefetch(store)
+        while not st.gate.waiting:
+            with st.gate.use() as store:
+                if st.gate.waiting or store.others_waiting() or not reviews.prefetch(store):
+                    break
     except StillroomError:
         pass  # the database was busy: the next key press fetches what it needs itself
     finally:
@@ -97,14 +111,16 @@ def decide(request: Request, item_id: str = Form(...), decision: str = Form(...)
         return Response(f"unknown decision {decision!r} — use approve or reject", status_code=400)
     error = ""
     with st.gate.use() as store:
-        try:  # one transaction: the decision and the next item's lease
+        try:  # one transaction: the decision and the next item's lease; then the next item's view
             item = reviews.decide_and_next(store, item_id, user, decision, reason_code=reason_code or None,
                                            lease_s=st.settings.lease_s,
                                            double_share=st.settings.double_review_share, with_view=True)
             view = item["view"] if item else None
-        except StillroomError as e:  # refused, nothing recorded: say why and show what is next
+        except StoreBusy:
+            raise  # nothing recorded: 503, the reviewer presses again
+        except StillroomError as e:  # refused (nothing recorded), or the next view failed: say why, show what is next
             error = str(e)
-            view = _next(store, user, st)
+            view = _next_shown(store, user, st)
     flash = "" if error else f"{decision}d {item_id[:12]}" + (f" ({reason_code})" if reason_code else "") + " — u undoes"
     return _item_fragment(request, view, flash, error)
 
