@@ -17,7 +17,7 @@ from typing import Any
 from stillroom.curate.queue import decide_and_next, next_item, prefetch
 from stillroom.curate.review_log import DECISIONS, append, audit, check_decision, check_lease, item_state, record
 from stillroom.curate.review_order import order_of, reviews_needed
-from stillroom.curate.state import EFFECTIVE, utcnow
+from stillroom.curate.state import CURRENT_REVISION, EFFECTIVE, utcnow
 from stillroom.errors import UsageError
 from stillroom.ids import content_id
 
@@ -62,8 +62,8 @@ def decide_many(store: Any, item_ids: list[str], reviewer: str, decision: str, r
         start = con.execute("SELECT coalesce(max(seq), 0) FROM reviews").fetchall()[0][0]
         con.register("bulk_ids", {"item_id": np.array(ids, dtype=object)})
         try:
-            con.execute("""
-                WITH cur AS (SELECT item_id, max(revision) AS revision FROM item_revisions GROUP BY item_id),
+            con.execute(f"""
+                WITH cur AS ({CURRENT_REVISION}),
                 numbered AS (SELECT b.item_id, row_number() OVER (ORDER BY b.item_id) AS n FROM bulk_ids b)
                 INSERT INTO reviews (id, item_id, revision, reviewer, decision, reason_code, note, seq, created_at)
                 SELECT 'dec_' || substr(sha256(n.item_id || $who || $start::VARCHAR || n.n::VARCHAR), 1, 32),
