@@ -64,18 +64,18 @@ def _item_fragment(request: Request, view: dict | None, flash: str = "", error: 
 
 
 def _prefetch(st: AppState) -> None:
-    """After the response is sent: fetch the views of the next items while the reviewer reads this one.
+    """After the response is sent: fetch one slice of the next items' views while the reviewer reads this one.
 
-    One slice per turn at the gate, so a key press waits for one slice at most; it stops as soon as a
-    request or a batch run (another process) waits for the database, or nothing is left to fetch.
+    One slice per response, never a loop: a background task keeps its keep-alive connection busy until
+    it returns, so it must be short whatever happens. Skipped when a request or a batch run (another
+    process) waits for the database; each key press's response fetches the next slice.
     """
-    if not st.prefetching.acquire(blocking=False):
-        return  # another request's prefetch is on it
+    if st.gate.waiting or not st.prefetching.acquire(blocking=False):
+        return  # someone waits, or another request's prefetch is on it
     try:
-        while not st.gate.waiting:
-            with st.gate.use() as store:
-                if st.gate.waiting or store.others_waiting() or not reviews.prefetch(store):
-                    break
+        with st.gate.use() as store:
+            if not store.others_waiting():
+                reviews.prefetch(store)
     except StillroomError:
         pass  # the database was busy: the next key press fetches what it needs itself
     finally:
