@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from stillroom.distill.prompts import detect_language
 from stillroom.ingest.sentences import sentence_spans
 
 _FIGURE_START = re.compile(r"(?<![0-9０-９.,，])[0-9０-９]|(?<![一二三四五六七八九十百千万两])[一二三四五六七八九十两]"
@@ -74,15 +75,10 @@ def sentence_spans_of(tok: Any, source: str, prefer_figures: bool = False, langu
               if b - a >= 8 and source[a:b].rstrip(_CLOSING)[-1:] in _TERMINAL
               and not source[a:b].lstrip().startswith(("#", "|"))]
     for keep in (lambda a, b: not prefer_figures or bool(_figure_starts(source[a:b])),
-                 lambda a, b: not languages or language(source[a:b]) in languages):
+                 lambda a, b: not languages or detect_language(source[a:b]) in languages):
         chosen = [(a, b) for a, b in chosen if keep(a, b)] or chosen
     return Spans(ids, _positions(offsets, {a for a, _ in chosen}, at_end=False),
                  _positions(offsets, {b for _, b in chosen}, at_end=True), offsets)
-
-
-def language(text: str) -> str:
-    """"zh" when at least a third of the characters are CJK, else "en"."""
-    return "zh" if sum("\u4e00" <= ch <= "\u9fff" for ch in text) * 3 > len(text) else "en"
 
 
 def _numbering(text: str, at: int) -> int:
@@ -155,7 +151,7 @@ QUESTION_WORDS = {
 def statement_vocabulary(tok: Any, statement: str) -> set[int]:
     """Token ids a line about `statement` (a question, a figure's meaning) may use: its own tokens (as written, lower-cased, after a
     space), the question words of its language, newline and EOS."""
-    words = QUESTION_WORDS[language(statement)]
+    words = QUESTION_WORDS[detect_language(statement)]
     variants = (statement, " " + statement, statement.lower(), " " + statement.lower(), words, "\n", "?", "？")
     ids = {i for v in variants for i in tok(v, add_special_tokens=False)["input_ids"]}
     return ids | {tok.eos_token_id}

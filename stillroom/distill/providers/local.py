@@ -16,8 +16,9 @@ import json
 import zlib
 from typing import Any
 
+from stillroom.distill.prompts import detect_language
 from stillroom.distill.provider import PROVIDERS, Completion, Key, Provider, Request
-from stillroom.distill.providers._copying import (Spans, figure_spans_of, language, sentence_spans_of,
+from stillroom.distill.providers._copying import (Spans, figure_spans_of, sentence_spans_of,
                                                   statement_vocabulary)
 from stillroom.distill.providers._local_model import DEFAULT_GGUF, complete_pattern, generate, load_model
 from stillroom.settings.distill import LocalSettings
@@ -143,7 +144,7 @@ class _FieldWriter:
     def pattern(self, field: str, *values: str) -> str:
         """A line of a few-shot pattern; greedy first, and a line that loops ("the full and full with the
         full...") gets sampled retries from seeds derived from the values."""
-        labels, shots = PATTERNS[field][language(values[0])]
+        labels, shots = PATTERNS[field][detect_language(values[0])]
         vocabulary = statement_vocabulary(self.tok, values[0])
         most = SHORT_TOKENS if len(values) > 1 else QUESTION_TOKENS
         for attempt in range(1 + RETRIES):
