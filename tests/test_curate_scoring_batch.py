@@ -7,10 +7,12 @@ import itertools
 import json
 from re import _constants as sre, _parser as sre_parse
 
+import numpy as np
 import pytest
 
 from stillroom.curate import scoring, scoring_batch
-from stillroom.curate.scorers import SCORERS, ItemView, Score, refusal
+from stillroom.curate.scorers import SCORERS, ItemView, Score, clarity, refusal
+from stillroom.curate.scorers._text import Page, gram_size, normalise, sentences, shared_page
 from stillroom.settings.curate import CurateSettings
 from test_curate_scoring_helpers import SOURCE_EN, SOURCE_ZH
 
@@ -20,7 +22,10 @@ ANSWERS = ["每晚不超过500元。另外，财务部门负责审核。", "The 
            "作为一个AI，我无法回答。", "I'm ſorry, I cannot say.", "I \u212aNOW nothing.", "Hope this helps!",
            "希望对您有帮助！", "ab", "a", "", "   ", "{\"a\": 1}", "The answer is (unbalanced [", "回答很长" * 60,
            "1. 第一点\n2. 第二点：300元", "Der Betrag ist 500 Euro.", "全年累计不超过3万元。自2024年3月1日起施行。",
-           "ΑΣ. Claims must be filed within 30 days.", "Ａｂｃ １２３"]
+           "ΑΣ. Claims must be filed within 30 days.", "Ａｂｃ １２３",
+           # sentences of another gram size than their answer's, shorter than it, empty, or split by ". "
+           "第一句很长。Second sentence here. 第三句也很长。", "好。很好。非常好。", "Ok. Fine! Sure? Yes; no.\n\nEnd",
+           " \n 。。 . 每晚500元", "İstanbul  ſtraße \u212aelvin.\u3000第二句。", "A.B. C.D"]
 SOURCES = [SOURCE_ZH, SOURCE_EN, None, "ab", "abc", "xaby", ""]
 METAS = [{}, {"refusal": True}, {"language": "en"}, {"language": ["odd"]}, {"key_points": ["500元", "每晚"]},
          {"finish_reason": "length"}, {"template": ["## 摘要"]}, {"json_schema": {"type": "object"}}]
@@ -43,6 +48,26 @@ def test_score_many_gives_what_score_gives(name):
     scorer = SCORERS.get(name)(CurateSettings())
     items = _items()
     assert scorer.score_many(items) == [scorer.score(item) for item in items]
+
+
+TEXTS = ANSWERS + QUESTIONS + ["", "Σ", "ΌΣΟΣ. ΣΟΦΙΑ", "a\u0307", "\ufa6e\ufa70中", "x_y-z", "\U0002a6d6 汉字", "。\n",
+                               "..."]
+
+
+@pytest.mark.parametrize("texts", [TEXTS, TEXTS[::-1], [t for t in TEXTS if t.isascii()], ["", ""], []])
+def test_a_page_normalises_splits_and_sizes_as_the_text_helpers_do(texts):
+    """`Page` (numpy, a page at a time) against `normalise`, `sentences` and `gram_size`, text by text."""
+    page = Page(texts)
+    owner, first, end = page.sentences()
+    assert [[page.joined[a:b] for k, a, b in zip(owner, first, end) if k == i] for i in range(len(texts))] == \
+        [sentences(t) for t in texts]
+    spans = [(page.start[i], page.end[i]) for i in range(len(texts))] + list(zip(first, end))
+    got = page.normalised(*(np.array([s[j] for s in spans], np.int64) for j in (0, 1)))
+    want = [normalise(page.joined[a:b]) for a, b in spans]
+    assert [got.codes[a:a + n].tobytes().decode("utf-32-le") for a, n in zip(got.start, got.length)] == want
+    assert page.has_cjk().tolist() == [gram_size(t) == 2 for t in texts]
+    assert page.has_cjk(first, end, normalised=True).tolist() == [gram_size(t) == 2 for t in want[len(texts):]]
+    assert shared_page(list(texts)) is shared_page(list(texts)) and shared_page(texts + ["x"]).texts[-1:] == ["x"]
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -131,11 +156,19 @@ def _spellings(pattern: list) -> set[str]:
 
 
 @pytest.mark.parametrize("regex, literals", [(refusal._REFUSAL, refusal._REFUSAL_WORDS),
-                                             (refusal._FILLER, refusal._FILLER_WORDS)],
-                         ids=["refusal", "filler"])
+                                             (refusal._FILLER, refusal._FILLER_WORDS),
+                                             (clarity._CONTEXT_BOUND, clarity._BOUND_WORDS)],
+                         ids=["refusal", "filler", "context_bound"])
 def test_every_refusal_and_filler_alternative_holds_a_prefilter_literal(regex, literals):
-    """`score_many` runs the regexes only on answers holding one of the literals: a new alternative of a regex
-    needs a literal too, or answers matching only it would pass as clean."""
+    """`score_many` runs the regexes only on texts holding one of the literals: a new alternative of a regex
+    needs a literal too, or texts matching only it would pass as clean."""
     spellings = _spellings(sre_parse.parse(regex.pattern))
-    assert len(spellings) > 50
+    assert len(spellings) > 20
     assert sorted(s for s in spellings if not any(w in s.lower() for w in literals)) == []
+
+
+def test_every_shortcut_word_of_a_question_is_an_anywhere_match_of_asks():
+    """Clarity takes a question holding one of `_ASKS_WORDS` (or ending in a question mark) as asking without
+    running `_ASKS`: each word must match it anywhere in a text."""
+    for word in clarity._ASKS_WORDS.pattern.split("|") + ["?", "？"]:
+        assert clarity._ASKS.search("a" + word if word in "?？" else "a" + word + "a"), word

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from stillroom.curate.scorers import SCORERS, ItemView, Score, Scorer
 from stillroom.curate.scorers._grams import overlaps
-from stillroom.curate.scorers._text import gram_size, ngrams, normalise
+from stillroom.curate.scorers._text import Page, contains_any, gram_size, ngrams, normalise, shared_page
 
 _CLOSED = re.compile(r"[。！？.!?…”』」）)\]}>`*|\d%]\s*$")
 # Grams made of question words say nothing about what was asked; subtracting a set is far cheaper than a regex.
@@ -15,6 +17,8 @@ _QUESTION_GRAMS = frozenset(
                 "请问", "根据", "可以", "需要", "what", "which", "when", "where", "how many", "how much", "does the",
                 "is the", "are the", "what is the", "of the")
     for g in ngrams(w, 2) | ngrams(w, 4))
+_EXCLUDED = sorted(_QUESTION_GRAMS)
+_MARKS = ("`", "{", "}", "[", "]")  # what `_unbalanced` counts
 
 
 @SCORERS.register("completeness")
@@ -34,27 +38,37 @@ class Completeness(Scorer):
     def score_many(self, items: list[ItemView]) -> list[Score | None]:
         """The question-term coverage of a page in one numpy pass; key points and empty answers item by item."""
         out: list[Score | None] = [None] * len(items)
-        todo = []
+        todo, answers = [], []
         for i, item in enumerate(items):
-            if item.meta.get("key_points") or not item.assistant_text.strip():
+            answer = item.assistant_text.strip()
+            if item.meta.get("key_points") or not answer:
                 out[i] = self.score(item)
             else:
                 todo.append(i)
-        sizes = [gram_size(items[i].question) for i in todo]
+                answers.append(answer)
+        questions = Page([items[i].question for i in todo])
+        page = shared_page([item.assistant_text for item in items])  # grounding's too
+        sizes, each = np.where(questions.has_cjk(), 2, 4), np.arange(len(todo))
+        answer_texts = page.normalised(page.start[todo], page.end[todo])
         try:
-            terms, hits = overlaps([normalise(items[i].question) for i in todo], sizes,
-                                   [items[i].assistant_normalised for i in todo], [(n,) for n in sizes],
-                                   range(len(todo)), exclude=sorted(_QUESTION_GRAMS))
+            terms, hits, _, _ = overlaps(questions.normalised(), sizes, answer_texts, (each, sizes), each,
+                                         exclude=_EXCLUDED)
         except OverflowError:  # a text with tens of thousands of distinct characters: one at a time
             return super().score_many(items)
-        for i, t, h in zip(todo, terms.tolist(), hits.tolist()):
-            out[i] = _score(self._truncated(items[i], items[i].assistant_text.strip()), t, h)
+        seen: dict[tuple, Score] = {}  # equal outcomes share one (never mutated) Score
+        marked = contains_any(answers, _MARKS)
+        for i, answer, t, h, m in zip(todo, answers, terms.tolist(), hits.tolist(), marked):
+            key = (self._truncated(items[i], answer, m), t, h)
+            if (score := seen.get(key)) is None:
+                score = seen[key] = _score(*key)
+            out[i] = score
         return out
 
-    def _truncated(self, item: ItemView, answer: str) -> bool:
+    def _truncated(self, item: ItemView, answer: str, marked: bool = True) -> bool:
         # A short answer may end without a full stop ("500元"); a long one that stops mid-word was cut off.
         # `answer` is stripped, so only its last character can end it (searching the whole text costs far more).
-        return (item.meta.get("finish_reason") == "length" or _unbalanced(answer)
+        # Only an answer with one of _MARKS (`marked`) can be unbalanced.
+        return (item.meta.get("finish_reason") == "length" or marked and _unbalanced(answer)
                 or (len(answer) > 120 and not _CLOSED.search(answer[-1:])))
 
     def _key_points(self, item: ItemView, answer: str) -> Score:
