@@ -131,8 +131,10 @@ def _pages(store: Any, rowids: list[int]) -> Iterator[Any]:
     for s in range(0, len(rowids), SEGMENT):
         segment = rowids[s:s + SEGMENT]
         with store.connect() as con:
-            table = con.sql(_ROWS, params=[segment[0], segment[-1], segment]).to_arrow_table()
-        yield from table.to_batches(PAGE)
+            # Pages with buffers of their own: a page sliced from one segment table pickles the whole segment
+            # (pyarrow sends a slice's parent buffers), ten times the data to every worker.
+            pages = list(con.sql(_ROWS, params=[segment[0], segment[-1], segment]).to_arrow_reader(PAGE))
+        yield from pages
 
 
 class _Writer:
