@@ -77,19 +77,23 @@ def score_rows(rows: Iterable[tuple], scorers: list[tuple[str, Scorer]], weights
     encoded: dict[int, tuple[Any, str]] = {}
     parts, applied, values, hard = [], np.zeros((len(scorers), n), bool), np.zeros((len(scorers), n)), []
     for j, (name, scorer) in enumerate(scorers):
-        at = [(k, s) for k, s in enumerate(scorer.score_many(items)) if s is not None]
-        idx = np.fromiter((k for k, _ in at), np.int64, len(at))
+        scores = scorer.score_many(items)
+        if None in scores:  # a scorer that did not apply to some items (== on Score is never true for None)
+            idx = [k for k, s in enumerate(scores) if s is not None]
+            scores = [scores[k] for k in idx]
+        else:
+            idx = range(n)
+        idx = np.fromiter(idx, np.int64, len(scores))
         applied[j, idx] = True
-        values[j, idx] = [s.value for _, s in at]
-        hard.append({k for k, s in at if s.hard_fail})
-        evidence = []
-        for _, s in at:
-            hit = encoded.get(id(s.evidence))
-            if hit is None:
-                hit = encoded[id(s.evidence)] = (s.evidence, to_json(s.evidence))
-            evidence.append(hit[1])
-        parts.append((idx * width + j, name, scorer.version, values[j, idx], [k in hard[j] for k in idx.tolist()],
-                      evidence))
+        values[j, idx] = [s.value for s in scores]
+        flags = [s.hard_fail for s in scores]
+        hard.append(set(idx[np.asarray(flags, bool)].tolist()) if True in flags else set())
+        evidence = [s.evidence for s in scores]
+        keys = list(map(id, evidence))
+        for key, e in zip(keys, evidence):
+            if key not in encoded:
+                encoded[key] = (e, to_json(e))
+        parts.append((idx * width + j, name, scorer.version, values[j, idx], flags, [encoded[k][1] for k in keys]))
     value, hard_fail, evidence = overall_many(scorers, weights, applied, values, hard)
     parts.append((np.arange(n) * width + width - 1, "overall", 1, value, hard_fail, evidence))
     order = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
