@@ -1,8 +1,9 @@
 """Taking the next item: a lease on the best open item, and a key press (decide, then the next lease).
 
-Which item comes next is read from an order kept in memory and checked against the database on every
-call (`stillroom.curate.review_order`): a key press costs a few narrow statements, not a ranking of
-the whole queue. Only the decision and the lease are written in the transaction; the item's view is
+Which item comes next is read from an order kept in memory and brought in step with the database
+whenever the file was opened anew (`stillroom.curate.review_order`): a key press costs a few narrow
+statements (end the lease, append the decision and its audit row, take the next lease), not a ranking
+of the whole queue. Only the decision and the lease are written in the transaction; the item's view is
 read after it commits, so a view that cannot be built never takes a recorded decision with it.
 `stillroom.curate.reviews` re-exports these calls.
 """
@@ -14,12 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 from stillroom.curate.review_log import check_decision, item_state, record
-from stillroom.curate.review_order import FINGERPRINT, VIEW_SLICE, ReviewOrder, order_of
+from stillroom.curate.review_order import VIEW_SLICE, ReviewOrder, order_of
 from stillroom.curate.state import utcnow
 
 # Take the item unless someone else holds a live lease on it (renewing one the reviewer holds).
 _TAKE = ("UPDATE review_queue SET lease_owner = $me, lease_expires = $expires WHERE item_id = $id "
          "AND (lease_owner IS NULL OR lease_expires <= $now OR lease_owner = $me)")
+# A key press in one statement: end the lease on the decided item and take the next, each row changed only
+# where nobody else holds a live lease (as in `end_lease` and _TAKE). Two rows changed: both done.
+_HAND_ON = ("UPDATE review_queue SET lease_owner = CASE WHEN item_id = $next THEN $me END, "
+            "lease_expires = CASE WHEN item_id = $next THEN $expires END WHERE item_id IN ($done, $next) "
+            "AND (lease_owner IS NULL OR lease_expires <= $now OR lease_owner = $me)")
 
 
 def next_item(store: Any, reviewer: str, lease_s: float = 300, *, double_share: float = 0.0,
@@ -33,7 +39,7 @@ def next_item(store: Any, reviewer: str, lease_s: float = 300, *, double_share: 
     `view` (see `item_view`), fetched in a batch with the items likely to be asked for next.
     """
     now = utcnow()
-    with _in_step(store, double_share, now, lease_s) as (con, order, _):
+    with _in_step(store, double_share, now, lease_s) as (con, order):
         item = _lease_next(con, order, reviewer, now, lease_s)
     return _with_view(store, order, item, now, with_view)
 
@@ -48,11 +54,18 @@ def decide_and_next(store: Any, item_id: str, reviewer: str, decision: str, reas
     """
     check_decision(decision, reason_code)
     now = utcnow()
-    with _in_step(store, double_share, now, lease_s) as (con, order, fp):
-        # the fingerprint just read holds the last seq; a queued item in the window is known to exist
-        revision, seq = item_state(con, item_id, known=item_id in order.by_id, last_seq=fp[1])
-        record(con, order, item_id, reviewer, decision, reason_code, note, revision, seq, now)
-        item = _lease_next(con, order, reviewer, now, lease_s)
+    with _in_step(store, double_share, now, lease_s) as (con, order):
+        # the order knows the last seq; an item in its window exists, and the INSERT reads its revision itself
+        revision, seq = (None, order.last_seq + 1) if item_id in order.by_id else \
+            item_state(con, item_id, last_seq=order.last_seq)
+        nxt = _hand_on(con, order, item_id, reviewer, now, lease_s)
+        record(con, order, item_id, reviewer, decision, reason_code, note, revision, seq, now,
+               lease_ended=nxt is not None)
+        if nxt is not None:
+            order.leased(nxt["item_id"], reviewer, nxt["lease_expires"])
+            item = nxt
+        else:  # the decided item is not queued, someone else took the next one, or there is none
+            item = _lease_next(con, order, reviewer, now, lease_s)
     return _with_view(store, order, item, now, with_view)
 
 
@@ -74,17 +87,16 @@ def prefetch(store: Any, n: int = VIEW_SLICE) -> int:
 
 @contextmanager
 def _in_step(store: Any, double_share: float, now: datetime, lease_s: float) -> Iterator[tuple]:
-    """A transaction that starts with the order in step with the database and forgets it if anything fails
-    (a write rolled back leaves memory ahead of the file). Yields the connection, the order and the fingerprint."""
+    """A transaction that starts with the order in step with the database and forgets it if anything fails,
+    the commit included (a write rolled back leaves memory ahead of the file). Yields the connection and the order."""
     order = order_of(store)
-    with store.transaction() as con:
-        try:
-            fp = tuple(con.execute(f"SELECT {FINGERPRINT}").fetchone())
-            order.sync(con, double_share, fp, now, lease_s)
-            yield con, order, fp
-        except BaseException:
-            order.forget()
-            raise
+    try:
+        with store.transaction() as con:
+            order.sync(con, double_share, now, lease_s)
+            yield con, order
+    except BaseException:
+        order.forget()
+        raise
 
 
 def _with_view(store: Any, order: ReviewOrder, item: dict | None, now: datetime, with_view: bool) -> dict | None:
@@ -106,6 +118,24 @@ def _lease_next(con: Any, order: ReviewOrder, reviewer: str, now: datetime, leas
             return {"item_id": held.item_id, "priority": held.priority, "reason": held.reason,
                     "lease_expires": expires}
     return _claim(con, order, reviewer, now, lease_s)
+
+
+def _hand_on(con: Any, order: ReviewOrder, item_id: str, reviewer: str, now: datetime, lease_s: float) -> dict | None:
+    """End the reviewer's lease on `item_id` and lease the best candidate in one statement, if both rows agree.
+
+    None where either did not (nothing is known then: the caller ends the lease and claims the usual way,
+    renewing the next item's lease if this statement took it after all).
+    """
+    skip_since = now - timedelta(seconds=lease_s)
+    e = next((e for e in order.candidates(con, reviewer, now, skip_since) if e.item_id != item_id), None)
+    if e is None:
+        return None
+    expires = now + timedelta(seconds=lease_s)
+    changed = con.execute(_HAND_ON, {"me": reviewer, "expires": expires, "done": item_id, "next": e.item_id,
+                                     "now": now}).fetchone()[0]
+    if changed != 2:
+        return None
+    return {"item_id": e.item_id, "priority": e.priority, "reason": e.reason, "lease_expires": expires}
 
 
 def _claim(con: Any, order: ReviewOrder, reviewer: str, now: datetime, lease_s: float) -> dict | None:

@@ -24,11 +24,11 @@ def check_decision(decision: str, reason_code: str | None) -> None:
         raise UsageError("a rejection needs a reason code (e.g. wrong, unsupported, incomplete) — pass one")
 
 
-def item_state(con: Any, item_id: str, *, known: bool = False, last_seq: int | None = None) -> tuple[int, int]:
+def item_state(con: Any, item_id: str, *, last_seq: int | None = None) -> tuple[int, int]:
     """The item's current revision and the next decision's seq; refuses an item that does not exist."""
     exists, revision, seq = con.execute(
-        "SELECT " + ("1" if known else "(SELECT count(*) FROM items WHERE id = $id)")
-        + ", (SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = $id), "
+        "SELECT (SELECT count(*) FROM items WHERE id = $id), "
+        "(SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = $id), "
         + ("$seq" if last_seq is not None else "(SELECT coalesce(max(seq), 0) + 1 FROM reviews)"),
         {"id": item_id, **({"seq": last_seq + 1} if last_seq is not None else {})}).fetchone()
     if not exists:
@@ -37,10 +37,18 @@ def item_state(con: Any, item_id: str, *, known: bool = False, last_seq: int | N
 
 
 def record(con: Any, order: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None,
-           note: str | None, revision: int, seq: int, now: datetime) -> str:
-    """Append an approve/reject (ending the reviewer's lease on the item) and tell the in-memory order."""
-    end_lease(con, item_id, reviewer, now)
-    review_id = append(con, item_id, revision, reviewer, decision, reason_code, note, seq=seq, at=now)
+           note: str | None, revision: int | None, seq: int, now: datetime, *, lease_ended: bool = False) -> str:
+    """Append an approve/reject (ending the reviewer's lease on the item) and tell the in-memory order.
+
+    `revision` None: the item's current revision, read by the INSERT itself (one statement fewer).
+    `lease_ended`: the caller has ended the lease already, in the same transaction.
+    """
+    if not lease_ended:
+        end_lease(con, item_id, reviewer, now)
+    if revision is None:
+        review_id, revision = append_current(con, item_id, reviewer, decision, reason_code, note, seq=seq, at=now)
+    else:
+        review_id = append(con, item_id, revision, reviewer, decision, reason_code, note, seq=seq, at=now)
     audit(con, reviewer, decision, item_id, {"review_id": review_id, "revision": revision,
                                              "reason_code": reason_code, "note": note})
     order.decided(item_id, reviewer, seq, {"reviewer": reviewer, "decision": decision, "reason_code": reason_code,
@@ -63,13 +71,27 @@ def check_lease(con: Any, item_id: str, reviewer: str, now: datetime) -> None:
                              "take the next item instead")
 
 
+_INSERT = "INSERT INTO reviews (id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, created_at) "
+
+
 def append(con: Any, item_id: str, revision: int, reviewer: str, decision: str, reason_code: str | None,
            note: str | None, undoes: str | None = None, *, seq: int, at: datetime | None = None) -> str:
     review_id = content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
-    con.execute("INSERT INTO reviews (id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [review_id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, at or utcnow()])
     return review_id
+
+
+def append_current(con: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None,
+                   note: str | None, *, seq: int, at: datetime) -> tuple[str, int]:
+    """`append` on the item's current revision, looked up by the INSERT. Returns the decision's id and the revision."""
+    review_id = content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
+    revision = con.execute(
+        _INSERT + "SELECT $rid, $id, (SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = $id), "
+        "$who, $decision, $reason, $note, NULL, $seq, $at RETURNING revision",
+        {"rid": review_id, "id": item_id, "who": reviewer, "decision": decision, "reason": reason_code,
+         "note": note, "seq": seq, "at": at}).fetchone()[0]
+    return review_id, revision
 
 
 def audit(con: Any, actor: str, action: str, subject: str | None, detail: dict | None = None) -> None:

@@ -9,8 +9,12 @@ the items about to be shown, fetched in batches.
 The database stays the record and the arbiter. A lease is taken by a conditional UPDATE inside the
 caller's transaction, so two reviewers never hold one item, even with two processes on one project.
 Memory holds only a guess of where to look, and it is reloaded whenever the database changed behind
-this process's back: every call compares a fingerprint (queue rows, the last decision's seq, the
-newest score) with the one this process last read or wrote itself.
+this process's back. Only another process can do that, and only while this one has the file closed
+(DuckDB lets one process open it; `Store` closes it before another may have it): so a call on the
+connection the order last looked through trusts memory, and a call on a newly opened one compares a
+fingerprint (queue rows, the last decision's seq, the newest score) with the one this process last
+read or wrote itself. What this process writes goes through `stillroom.curate.reviews`, which keeps
+the order in step (or has it `forget`).
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ class Lease:
 class ReviewOrder:
     def __init__(self) -> None:
         self.fingerprint: tuple | None = None
+        self.con: Any = None  # the connection the fingerprint was last read through (kept: its id is never reused)
         self.share = 0.0
         self.window = WINDOW
         self.entries: list[Entry] = []
@@ -125,11 +130,17 @@ class ReviewOrder:
 
     # --- keeping in step with the database ------------------------------------
 
-    def sync(self, con: Any, share: float, fp: tuple, now: datetime, skip_s: float) -> None:
+    def sync(self, con: Any, share: float, now: datetime, skip_s: float) -> None:
         """Reload when someone else queued, decided or scored since this process looked.
 
-        `fp`: the FINGERPRINT columns, read in the caller's transaction.
+        No query while `con` is the connection of the last look: the file has stayed open in this
+        process since, so nobody else can have written. On a newly opened connection the FINGERPRINT
+        is read (in the caller's transaction) and the order reloaded if it moved.
         """
+        if con is self.con and self.fingerprint is not None and share == self.share:
+            return
+        fp = tuple(con.execute(f"SELECT {FINGERPRINT}").fetchone())
+        self.con = con
         if fp == self.fingerprint and share == self.share:
             return
         self.views.clear()
@@ -155,6 +166,11 @@ class ReviewOrder:
     def forget(self) -> None:
         """Reload on the next call (after an edit re-scored an item, or a write that was rolled back)."""
         self.fingerprint = None
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last decision, as of the last `sync` (and this process's own writes since)."""
+        return self.fingerprint[1]
 
     # --- choosing ---------------------------------------------------------------
 
