@@ -43,6 +43,9 @@ def served(tmp_path_factory):
     project, ids = seed_project(tmp_path_factory.mktemp("browser") / "proj", n_items=40)
     passwords = add_users(project)
     passwords["dan"] = add_user(project.store(), "dan")  # decides nothing before the lease test
+    # holds nothing before the lease test: ann may still hold a live lease from the keyboard test, and a
+    # reviewer who holds one is given that item back first
+    passwords["kim"] = add_user(project.store(), "kim")
     app = create_app(project, settings=ReviewSettings(lease_s=LEASE_S, idle_close_ms=100))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -191,7 +194,7 @@ def test_a_killed_browsers_lease_returns_the_item(served, browser, playwright, t
                 time.sleep(0.1)
         assert doomed is not None, "could not connect to the launched Chromium"
         page = doomed.contexts[0].new_page()
-        _login(page, served, "ann")
+        _login(page, served, "kim")
         held = _current(page)
         assert held == urgent
         os.killpg(proc.pid, signal.SIGKILL)
@@ -202,7 +205,7 @@ def test_a_killed_browsers_lease_returns_the_item(served, browser, playwright, t
 
     owner, expires = served["project"].store().query(
         "SELECT lease_owner, lease_expires FROM review_queue WHERE item_id = ?", [held])[0]
-    assert owner == "ann"  # the killed browser still holds it, until the lease runs out
+    assert owner == "kim"  # the killed browser still holds it, until the lease runs out
     other = browser.new_context().new_page()
     _login(other, served, "dan")
     time.sleep(max(0.0, (expires - utcnow()).total_seconds()) + 0.5)
