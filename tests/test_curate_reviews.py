@@ -249,3 +249,26 @@ def test_views_are_fetched_ahead_a_slice_at_a_time(tmp_path):
     slices = [reviews.prefetch(store) for _ in range(4)]
     assert slices == [VIEW_SLICE, VIEW_SLICE, 200 - 3 * VIEW_SLICE, 0]
     assert reviews.next_item(store, "bob", with_view=True)["view"]["support"]  # the supporting sentence, precomputed
+
+
+def test_an_item_with_unreadable_data_is_shown_with_the_problem_and_its_batch_is_not_lost(queued):
+    """Stored data of the wrong shape (messages an object; figure evidence without spans, as an older scorer might
+    have left it) makes that one item's view say what is wrong, to reject or edit; the views fetched with it are
+    whole (a KeyError used to fail the whole batch), and the reviewer is not stuck on a lease."""
+    from stillroom.review_ui.views_review import view_model
+
+    _, store, ids = queued
+    with store.transaction() as con:
+        con.execute("UPDATE items SET messages = '{\"role\": \"user\"}' WHERE id = ?", [ids[0]])
+        con.execute("INSERT INTO scores (item_id, revision, scorer, scorer_version, value, evidence) VALUES "
+                    "(?, 0, 'numeric_fidelity', 0, 1.0, '{\"figures\": [{\"text\": \"500元\"}]}')", [ids[2]])
+    first = reviews.next_item(store, "ann", with_view=True)
+    assert first["item_id"] == ids[0]
+    assert ids[0] in first["view"]["problem"] and "messages is not a list" in first["view"]["problem"]
+    assert first["view"]["answer"] and view_model(first["view"])["answer_pieces"]  # shown as stored
+    nxt = reviews.decide_and_next(store, ids[0], "ann", "reject", reason_code="wrong", with_view=True)
+    assert nxt["item_id"] == ids[1] and nxt["view"]["problem"] is None
+    assert [f["text"] for f in nxt["view"]["figures"]]  # the batch's good views are whole
+    third = reviews.decide_and_next(store, ids[1], "ann", "approve", with_view=True)
+    assert third["item_id"] == ids[2] and "KeyError" in third["view"]["problem"]
+    assert store.query("SELECT item_id, decision FROM reviews ORDER BY seq") == [(ids[0], "reject"), (ids[1], "approve")]

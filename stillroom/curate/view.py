@@ -59,13 +59,34 @@ def build_views(con: Any, item_ids: list[str]) -> dict[str, dict]:
         text, page, heading, doc = chunks.get(view["chunk_id"], (None, None, None, None))
         run = runs.get(view.pop("unit_id"))
         view.update(item_id=item_id, chunk_text=text, page=page, heading_path=heading, document_name=doc,
-                    run_id=run[0] if run else None, scores=scores.get(item_id, []), history=history.get(item_id, []))
-        view["messages"] = json.loads(view["messages"]) if view["messages"] else []
-        view["meta"] = json.loads(view["meta"]) if view["meta"] else {}
-        view["source_missing"] = view["chunk_id"] is not None and view["chunk_text"] is None
-        view["figures"] = _figures(view)
-        view["support"] = support_spans(text, view["answer"]) if text and view["answer"] else []
+                    run_id=run[0] if run else None, scores=scores.get(item_id, []), history=history.get(item_id, []),
+                    source_missing=view["chunk_id"] is not None and text is None, problem=None)
+        try:
+            _finish(view)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            # one item's odd data must not take the views fetched with it down, nor leave the reviewer with
+            # a leased item they cannot see: it is shown as stored, with what is wrong, to reject or edit
+            view.update(messages=[], meta={}, figures=[], support=[],
+                        problem=f"item {item_id}: its stored data could not be read for review ({type(e).__name__}: "
+                                f"{e}) — reject it, or edit the question and answer to store a clean revision")
     return views
+
+
+def _finish(view: dict) -> None:
+    """Parse the stored JSON and mark the figures and supporting sentences (spans checked against the texts)."""
+    view["messages"] = json.loads(view["messages"]) if view["messages"] else []
+    view["meta"] = json.loads(view["meta"]) if view["meta"] else {}
+    if not isinstance(view["messages"], list) or not all(isinstance(m, dict) for m in view["messages"]):
+        raise ValueError("messages is not a list of {role, content} objects")
+    if not isinstance(view["meta"], dict):
+        raise ValueError("meta is not an object")
+    view["figures"] = _figures(view)
+    answer, text = view["answer"] or "", view["chunk_text"] or ""
+    for f in view["figures"]:
+        if not (0 <= f["start"] <= f["end"] <= len(answer)) or (
+                f["source_span"] is not None and not 0 <= f["source_span"][0] <= f["source_span"][1] <= len(text)):
+            raise ValueError(f"figure {f['text']!r} points outside the answer or the source")
+    view["support"] = support_spans(text, answer) if text and answer else []
 
 
 def _by_id(con: Any, sql: str, ids: set) -> dict[str, tuple]:
