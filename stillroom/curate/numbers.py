@@ -74,6 +74,12 @@ _GRAMMAR = re.compile("|".join(_ALTERNATIVES))
 # The same grammar for a match that starts with no letter: the two dates that open with a month's name cannot match
 # there, and trying their two dozen names at every digit was a third of the time a chunk's figures took.
 _GRAMMAR_NO_LETTER = re.compile("|".join(a for a in _ALTERNATIVES if not a.startswith(("(?P<en1>", "(?P<en3>"))))
+_GRAMMAR_NUM = re.compile(_ALTERNATIVES[-1])
+_GRAMMAR_CN = re.compile("|".join(a for a in _ALTERNATIVES if a.startswith(("(?P<cn>", "(?P<year>", "(?P<num>"))))
+# The grammar to try at a figure's first character, where that character rules alternatives out: only an amount
+# starts with 第, a currency sign or 两百千万亿; a Chinese date or year may start with 〇零一…十. Others: by letter.
+_BY_FIRST = {**dict.fromkeys("第$¥￥€£人两百千万亿", _GRAMMAR_NUM), **dict.fromkeys("〇零一二三四五六七八九十", _GRAMMAR_CN),
+             **dict.fromkeys("0123456789", _GRAMMAR_NO_LETTER)}
 # Where a figure can start. Without an ASCII letter (or a character case-insensitive matching takes for one:
 # ı ſ K İ) only the alternatives without letters can match; that shorter pattern scans most Chinese answers
 # several times faster.
@@ -83,7 +89,8 @@ _ANCHOR = re.compile(_ANCHOR_NO_LATIN_TEXT + r"|US\$|HK\$|USD|RMB|CNY|EUR|GBP|HK
 _ANCHOR_NO_LATIN = re.compile(_ANCHOR_NO_LATIN_TEXT)
 _LATIN = re.compile("[A-Za-z" + "".join(FOLDS_TO_ASCII) + "]")
 _SCALE_WORD = re.compile(r"千万|百万|万|亿|(?i:\b(?:thousand|million|billion|trillion)\b)")
-_RANGE_SEP = re.compile(r"\s*(?:[-–—~～至到]|to|and)\s*$", re.IGNORECASE)
+# What may stand between a range's two ends, spaces aside (str.strip and the regex \s take the same spaces).
+_RANGE_SEPS = frozenset("-–—~～至到") | {"to", "and"}
 _LIST_MARK = re.compile(r"(?:^|[\n；;。，,：:]|\s)\s*[(（\[]?$")
 
 
@@ -105,27 +112,28 @@ def _date(m: re.Match, y: str, mo: str, d: str | None, month_name: bool = False)
 
 
 _CONTEXT = object()  # a parse that depends on the text around the match (a bare number that may be a list marker)
-_parsed: dict[tuple[str, bool], object] = {}
+_MISSING = object()
+_parsed: dict[bool, dict[str, object]] = {True: {}, False: {}}  # by strict, then by matched text
 
 
 def _number(m: re.Match, text: str, strict: bool) -> Figure | None:
     """A "num" match as a Figure. The parse is a function of the matched text alone (its groups fall out of it)
     except for a bare number, which may number a list: the rest are memoised by text, as figures repeat."""
-    key = (m.group(), strict)
-    hit = _parsed.get(key, _CONTEXT)
-    if hit is _CONTEXT:
+    matched = m.group()
+    memo = _parsed[strict]
+    hit = memo.get(matched, _MISSING)
+    if hit is _MISSING:
         hit = _number_parsed(m, text, strict)
-        if hit is not _CONTEXT:
-            if len(_parsed) >= 200_000:
-                _parsed.clear()
-            _parsed[key] = hit
-        else:
-            return _number_figure(m, text, strict)
+        if len(memo) >= 100_000:
+            memo.clear()
+        memo[matched] = hit
     if hit is None:
         return None
+    if hit is _CONTEXT:
+        return _number_figure(m, text, strict)
     offset, kind, value, unit, weak = hit
-    start = m.start() + offset
-    return Figure(start, m.end(), text[start:m.end()], kind, value, unit, weak)
+    start, end = m.span()
+    return Figure(start + offset, end, matched[offset:] if offset else matched, kind, value, unit, weak)
 
 
 def _number_parsed(m: re.Match, text: str, strict: bool) -> tuple | None | object:
@@ -196,14 +204,16 @@ def _key(v: float) -> float:
 
 def _merge_ranges(text: str, figs: list[Figure]) -> list[Figure]:
     """3-5天, 3至5万元, 3%–5%, between 3 and 5 years: one range; the low end borrows the high end's unit/scale."""
+    if len(figs) < 2:
+        return figs
     out: list[Figure] = []
     i = 0
     while i < len(figs):
         a = figs[i]
         b = figs[i + 1] if i + 1 < len(figs) else None
-        if (b is not None and a.kind == b.kind == "number" and _RANGE_SEP.match(text[a.end:b.start])
+        if (b is not None and a.kind == b.kind == "number"
+                and (sep := text[a.end:b.start].strip().lower()) in _RANGE_SEPS
                 and (a.unit is None or b.unit is None or a.unit == b.unit)):
-            sep = text[a.end:b.start].strip().lower()
             if sep != "and" or text[max(0, a.start - 8):a.start].lower().strip().endswith("between"):
                 lo = a.value
                 scale = _SCALE_WORD.search(b.text)
@@ -220,12 +230,17 @@ def _merge_ranges(text: str, figs: list[Figure]) -> list[Figure]:
 def _matches(text: str):
     """_GRAMMAR.finditer, but tried only where a figure can start: the grammar is long, most text is not."""
     pos = 0
-    anchors = _ANCHOR if _LATIN.search(text) else _ANCHOR_NO_LATIN
-    while anchor := anchors.search(text, pos):
+    latin = _LATIN.search(text) is not None
+    search = (_ANCHOR if latin else _ANCHOR_NO_LATIN).search
+    by_first = _BY_FIRST.get
+    while anchor := search(text, pos):
         at = anchor.start()
-        m = (_GRAMMAR if _LATIN.match(text, at) else _GRAMMAR_NO_LETTER).match(text, at)
-        if m is None or m.end() == m.start():
-            pos = anchor.start() + 1
+        grammar = by_first(text[at])
+        if grammar is None:
+            grammar = _GRAMMAR if latin and _LATIN.match(text, at) else _GRAMMAR_NO_LETTER
+        m = grammar.match(text, at)
+        if m is None or m.end() == at:
+            pos = at + 1
             continue
         yield m
         pos = m.end()
@@ -267,24 +282,23 @@ class SourceIndex:
         self.ranges: dict[tuple, Figure] = {}
         self.dates: list[Figure] = []
         self.times: dict[tuple, Figure] = {}
+        add = self.numbers.setdefault  # inlined: a chunk's index is built once per five items or so
         for f in self.figures:
-            if f.kind == "number":
-                self._add(f.value, f.unit, f)
-            elif f.kind == "range":
+            kind = f.kind
+            if kind == "number":
+                add(f.value, []).append((f.unit, f))
+            elif kind == "range":
                 self.ranges[(f.value, f.unit)] = f
-                self._add(f.value[0], f.unit, f)
-                self._add(f.value[1], f.unit, f)
-            elif f.kind == "date":
+                add(f.value[0], []).append((f.unit, f))
+                add(f.value[1], []).append((f.unit, f))
+            elif kind == "date":
                 self.dates.append(f)
                 y, mo, d = f.value
                 for v, unit in ((y, "year"), (mo, "month"), (d, "day")):
                     if v is not None:
-                        self._add(float(v), unit, f)
+                        add(float(v), []).append((unit, f))
             else:
                 self.times[f.value] = f
-
-    def _add(self, value: float, unit: str | None, f: Figure) -> None:
-        self.numbers.setdefault(value, []).append((unit, f))
 
     def number(self, value: float, unit: str | None, dates: bool = True) -> Figure | None:
         """A source figure stating `value` in `unit`. A bare source number supports a unit only when it is
