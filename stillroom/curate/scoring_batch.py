@@ -6,6 +6,7 @@ rubric ("overall") is computed for the page in numpy; shared evidence objects ar
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any, Iterable
 
@@ -64,7 +65,21 @@ to_json = _json_encoder()
 
 def score_rows(rows: Iterable[tuple], scorers: list[tuple[str, Scorer]], weights: dict[str, float]) -> Any:
     """An Arrow table of score rows (`COLUMNS`), item by item in the order given, each item's scorers in
-    configured order, then "overall". The rows are built a column at a time and put in order by one `take`."""
+    configured order, then "overall". The rows are built a column at a time and put in order by one `take`.
+
+    The cyclic garbage collector is paused for the page: a page makes a few hundred thousand small objects
+    (views, figures, evidence dicts), hardly any in cycles, so its collections freed next to nothing and cost a
+    fifth of the page's time. It resumes as it was, and catches up at its next run."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _score_rows(rows, scorers, weights)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _score_rows(rows: Iterable[tuple], scorers: list[tuple[str, Scorer]], weights: dict[str, float]) -> Any:
     import numpy as np
     import pyarrow as pa
 
