@@ -78,11 +78,15 @@ def browser(playwright):
 def _login(page, served, name):
     page.goto(served["url"] + "/review")
     assert page.url.endswith("/login")
-    page.keyboard.type(name)  # the name field has autofocus
-    page.keyboard.press("Tab")
-    page.keyboard.type(served["pw"][name])
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/review")
+    # filled by selector, not typed after the autofocus: on a loaded machine the keys could arrive before the
+    # focus did and the form went out without a name (a login "timeout" in CI, twice)
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", served["pw"][name])
+    page.press("input[name=password]", "Enter")
+    try:
+        page.wait_for_url("**/review")
+    except Exception as e:  # noqa: BLE001 - say what the login page said instead
+        raise AssertionError(f"login as {name} did not reach /review: {page.url} {page.inner_text('body')[:300]!r}") from e
 
 
 def _current(page) -> str | None:
