@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from stillroom.curate.review_log import check_decision, item_state, record
+from stillroom.curate.review_log import audit, check_decision, item_state, record
 from stillroom.curate.review_order import VIEW_SLICE, ReviewOrder, order_of
 from stillroom.curate.state import utcnow
+from stillroom.errors import StillroomError
 
 # Take the item unless someone else holds a live lease on it (renewing one the reviewer holds).
 _TAKE = ("UPDATE review_queue SET lease_owner = $me, lease_expires = $expires WHERE item_id = $id "
@@ -41,7 +42,7 @@ def next_item(store: Any, reviewer: str, lease_s: float = 300, *, double_share: 
     now = utcnow()
     with _in_step(store, double_share, now, lease_s) as (con, order):
         item = _lease_next(con, order, reviewer, now, lease_s)
-    return _with_view(store, order, item, now, with_view)
+    return _with_view(store, order, item, now, with_view, reviewer)
 
 
 def decide_and_next(store: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None = None,
@@ -66,7 +67,7 @@ def decide_and_next(store: Any, item_id: str, reviewer: str, decision: str, reas
             item = nxt
         else:  # the decided item is not queued, someone else took the next one, or there is none
             item = _lease_next(con, order, reviewer, now, lease_s)
-    return _with_view(store, order, item, now, with_view)
+    return _with_view(store, order, item, now, with_view, reviewer)
 
 
 def prefetch(store: Any, n: int = VIEW_SLICE) -> int:
@@ -99,12 +100,28 @@ def _in_step(store: Any, double_share: float, now: datetime, lease_s: float) -> 
         raise
 
 
-def _with_view(store: Any, order: ReviewOrder, item: dict | None, now: datetime, with_view: bool) -> dict | None:
+def release(store: Any, item_id: str, reviewer: str) -> None:
+    """Give a leased item back (a skip): others may take it; this reviewer will not see it for a lease period."""
+    with store.transaction() as con:
+        con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL "
+                    "WHERE item_id = ? AND lease_owner = ?", [item_id, reviewer])
+        audit(con, reviewer, "release", item_id)
+        order_of(store).skipped(reviewer, item_id, utcnow())
+
+
+def _with_view(store: Any, order: ReviewOrder, item: dict | None, now: datetime, with_view: bool,
+               reviewer: str) -> dict | None:
     if item is None:
         return None
     if with_view:
-        with store.connect() as con:
-            item["view"] = order.view(con, item["item_id"], now)
+        try:
+            with store.connect() as con:
+                item["view"] = order.view(con, item["item_id"], now)
+        except StillroomError:
+            # queued but not an item (a queue left from a rebuilt store): given back as a skip, so the reviewer's
+            # next call moves on instead of renewing the lease on an item nobody can show
+            release(store, item["item_id"], reviewer)
+            raise
     return {**item, "id": item["item_id"]}
 
 

@@ -14,7 +14,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from stillroom.curate.queue import decide_and_next, next_item, prefetch
+from stillroom.curate.queue import decide_and_next, next_item, prefetch, release
 from stillroom.curate.review_log import DECISIONS, append, audit, check_decision, check_lease, item_state, record
 from stillroom.curate.review_order import order_of, reviews_needed
 from stillroom.curate.state import CURRENT_REVISION, EFFECTIVE, utcnow
@@ -24,15 +24,6 @@ from stillroom.ids import content_id
 # part of this API: the review UI and docs/curate.md name them as `reviews.…`
 __all__ = ["DECISIONS", "decide", "decide_and_next", "decide_many", "edit", "error_rate", "gates", "item_view",
            "next_item", "prefetch", "release", "reviews_needed", "undo"]
-
-
-def release(store: Any, item_id: str, reviewer: str) -> None:
-    """Give a leased item back (a skip): others may take it; this reviewer will not see it for a lease period."""
-    with store.transaction() as con:
-        con.execute("UPDATE review_queue SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE item_id = ? AND lease_owner = ?", [item_id, reviewer])
-        audit(con, reviewer, "release", item_id)
-        order_of(store).skipped(reviewer, item_id, utcnow())
 
 
 def decide(store: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None = None,
