@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from stillroom.curate.scorers._text import ngrams, normalise
+from stillroom.curate.scorers._text import ngrams
 from stillroom.registry import Registry
 
 SCORERS: Registry[type["Scorer"]] = Registry("scorer", modules=(
@@ -44,11 +44,6 @@ class ItemView:
         """Every assistant turn: in a multiturn item each one can invent a figure."""
         turns = [m.get("content") or "" for m in self.messages if m.get("role") == "assistant"]
         return "\n".join(turns) if len(turns) > 1 else self.answer
-
-    @cached_property
-    def assistant_normalised(self) -> str:
-        """`assistant_text` as the n-gram scorers compare it (lower case, no spaces or punctuation)."""
-        return normalise(self.assistant_text)
 
     def answer_grams(self, n: int) -> set[str]:
         """The assistant text's character n-grams, computed once for the scorers that share them."""
