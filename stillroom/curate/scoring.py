@@ -43,10 +43,14 @@ SELECT i.id, coalesce(cur.revision, 0) AS revision, i.task, coalesce(r.question,
 FROM items i
 LEFT JOIN ({CURRENT_REVISION}) cur ON cur.item_id = i.id
 LEFT JOIN item_revisions r ON r.item_id = i.id AND r.revision = cur.revision
-LEFT JOIN chunks c ON c.id = i.chunk_id
-WHERE i.rowid BETWEEN ? AND ? AND i.rowid IN (SELECT unnest(?::BIGINT[]))
+LEFT JOIN (SELECT id, text FROM chunks WHERE id IN (SELECT chunk_id FROM items WHERE rowid BETWEEN $first AND $last)) c
+  ON c.id = i.chunk_id
+WHERE i.rowid BETWEEN $first AND $last{{and_in}}
 ORDER BY i.rowid
 """
+# A segment whose row numbers are a whole range (scoring everything, or a run of new items) needs no list of them.
+_ROWS_RANGE = _ROWS.format(and_in="")
+_ROWS_LISTED = _ROWS.format(and_in=" AND i.rowid IN (SELECT unnest($rows::BIGINT[]))")
 
 
 def load_scorers(settings: Any) -> list[tuple[str, Scorer]]:
@@ -76,7 +80,24 @@ def _score_rows(rows: Iterable[tuple]) -> Any:
 
 def _score_batch(batch: Any) -> Any:
     """A worker's page: Arrow rows in (as `_ROWS` selects them), an Arrow table of score rows out."""
-    return _score_rows(zip(*(c.to_pylist() for c in batch.columns)))
+    *columns, chunk_text = batch.columns
+    return _score_rows(zip(*(c.to_pylist() for c in columns), _shared_strings(chunk_text)))
+
+
+def _shared_strings(encoded: Any) -> list:
+    """A dictionary-encoded column as a list, one str object per distinct value: the scorers' per-chunk caches
+    compare a chunk's text once per item of it (the same object compares at once)."""
+    texts = encoded.dictionary.to_pylist()
+    return [None if k is None else texts[k] for k in encoded.indices.to_pylist()]
+
+
+def _text_once(page: Any) -> Any:
+    """The page with its chunk texts dictionary-encoded: a chunk's text travels to the worker once, not once per
+    item of it (five times the bytes to pickle and pipe)."""
+    import pyarrow.compute as pc
+
+    last = page.num_columns - 1
+    return page.set_column(last, page.schema.field(last).name, pc.dictionary_encode(page.column(last)))
 
 
 def score_items(store: Any, settings: Any, item_ids: Iterable[str] | None = None, *, force: bool = False) -> dict:
@@ -133,8 +154,13 @@ def _pages(store: Any, rowids: list[int]) -> Iterator[Any]:
         with store.connect() as con:
             # Pages with buffers of their own: a page sliced from one segment table pickles the whole segment
             # (pyarrow sends a slice's parent buffers), ten times the data to every worker.
-            pages = list(con.sql(_ROWS, params=[segment[0], segment[-1], segment]).to_arrow_reader(PAGE))
-        yield from pages
+            params = {"first": segment[0], "last": segment[-1]}
+            if segment[-1] - segment[0] + 1 == len(segment):  # ascending and distinct: the range holds just these
+                sql = _ROWS_RANGE
+            else:
+                sql, params["rows"] = _ROWS_LISTED, segment
+            pages = list(con.sql(sql, params=params).to_arrow_reader(PAGE))
+        yield from map(_text_once, pages)
 
 
 class _Writer:
