@@ -111,8 +111,11 @@ def test_weights_shape_the_overall_score(store):
 
 
 @pytest.mark.parametrize("weights, message", [
-    ({"clarity": -1.0}, "must be >= 0"),
+    ({"clarity": -1.0}, "must be finite numbers >= 0"),
+    ({"clarity": float("inf")}, "must be finite numbers >= 0"),
+    ({"clarity": float("nan")}, "must be finite numbers >= 0"),
     ({"clarity": 0.0}, "add up to 0"),
+    ({"clarity": 1e308, "format": 1e308}, "too large to add up"),
 ])
 def test_invalid_weights_are_config_errors(weights, message):
     with pytest.raises(ConfigError, match=message):

@@ -155,5 +155,5 @@ def overall_many(scorers: list, weights: dict[str, float], applied: Any, values:
                            + ',"weights":' + to_json(used) + "}")
         value.append(0.0 if f else min(1.0, max(0.0, w)))
         hard_fail.append(bool(f))
-        evidence.append('{"weighted":' + to_json(round(w, 4)) + tails[a, f])
+        evidence.append('{"weighted":' + repr(round(w, 4)) + tails[a, f])  # a finite float: JSON's own repr
     return value, hard_fail, evidence

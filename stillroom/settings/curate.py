@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, field_validator
 
 from stillroom.settings.base import Section
@@ -83,11 +85,14 @@ class CurateSettings(Section):
     @field_validator("weights")
     @classmethod
     def _weights_sane(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = {k: w for k, w in v.items() if w < 0 or w != w}
+        bad = {k: w for k, w in v.items() if not 0 <= w < math.inf}
         if bad:
-            raise ValueError(f"weights must be >= 0; fix {bad}")
-        if sum(v.values()) <= 0:
+            raise ValueError(f"weights must be finite numbers >= 0; fix {bad}")
+        total = sum(v.values())
+        if total <= 0:
             raise ValueError("weights add up to 0 — give at least one scorer a positive weight")
+        if total == math.inf:  # the rubric's sums would overflow
+            raise ValueError("weights are too large to add up — use relative weights such as 30, 25, 20")
         return v
 
     @field_validator("answer_language")
