@@ -1,4 +1,4 @@
-"""Duplicates: exact (hash of the normalised question + answer) and near (MinHash + LSH over character shingles).
+"""Duplicates: exact (the same normalised question + answer) and near (MinHash + LSH over character shingles).
 
 Character shingles need no word segmentation, so Chinese works as well as English. Every item of the
 store takes part, so duplicates are found within a run and across runs. Group members point to the
@@ -15,10 +15,13 @@ import time
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from stillroom.curate.scorers._grams import sorted_unique
 from stillroom.curate.state import CURRENT_REVISION
 
+# Exact duplicates are grouped on the normalised text itself; md5 only names the groups that have several members.
 _BASE = "WITH cur AS (" + CURRENT_REVISION + """),
 overall AS (SELECT item_id, revision, max(value) AS value FROM scores WHERE scorer = 'overall' GROUP BY ALL),
 txt AS MATERIALIZED (  -- else the regexp runs once per use of `norm`
@@ -29,14 +32,16 @@ txt AS MATERIALIZED (  -- else the regexp runs once per use of `norm`
     LEFT JOIN item_revisions r ON r.item_id = i.id AND r.revision = cur.revision
     LEFT JOIN overall ov ON ov.item_id = i.id AND ov.revision = coalesce(cur.revision, 0)
 ),
-hashed AS (SELECT id, norm, score, md5(norm) AS h FROM txt WHERE norm <> '')
-SELECT id, norm, score, count(*) OVER w AS n_same, first_value(id) OVER (w ORDER BY score DESC, id) AS exact_rep, h
-FROM hashed
-WINDOW w AS (PARTITION BY h)
-ORDER BY id
+grp AS (  -- the best score, then the smallest id, represents a group (a GROUP BY costs less than a window here)
+    SELECT norm, count(*) AS n_same, arg_min(id, (-score, id)) AS exact_rep FROM txt WHERE norm <> '' GROUP BY norm
+),
+grouped AS (SELECT id, norm, score, n_same, exact_rep FROM txt JOIN grp USING (norm))
+SELECT id, norm, score, n_same, exact_rep, CASE WHEN n_same > 1 THEN 'exact:' || md5(norm)[:16] END AS group_id
+FROM grouped ORDER BY id <> exact_rep, id  -- the representatives first (in id order): the near search reads a slice
 """
 _MAX = np.uint32(0xFFFFFFFF)
-_BLOCK = 20_000  # documents per signature block: bounds the shingle arrays to ~100 MB
+_FNV = np.uint64(0x100000001B3)
+_BLOCK = 5_000  # documents per signature block: the shingle arrays (~4 MB each) stay in the CPU's cache
 
 
 def find_duplicates(store: Any, settings: Any) -> dict:
@@ -47,18 +52,19 @@ def find_duplicates(store: Any, settings: Any) -> dict:
         with store.connect() as con:
             cur = con.cursor()
             try:
-                rows = cur.execute(_BASE).fetchnumpy()
+                rows = cur.sql(_BASE).to_arrow_table()  # Arrow: a million texts never become Python strings
             finally:
                 cur.close()
-        ids, reps = rows["id"], rows["exact_rep"]
-        exact = rows["n_same"] > 1
+        exact = rows["n_same"].to_numpy() > 1
         timings = {"exact_s": round(time.monotonic() - started, 2)}
-        keep = np.flatnonzero(ids == reps)  # one text per exact group goes on to the near-duplicate search
-        near_rows = _near_groups(ids[keep], rows["norm"][keep], np.asarray(rows["score"])[keep], cfg)
+        n_reps = int(pc.sum(pc.equal(rows["id"], rows["exact_rep"])).as_py() or 0)
+        reps = rows.slice(0, n_reps)  # one text per exact group goes on to the near-duplicate search
+        near_rows = _near_groups(reps["id"], reps["norm"], reps["score"].to_numpy(), cfg)
         timings["near_s"] = round(time.monotonic() - started - timings["exact_s"], 2)
-        exact_batch = {"item_id": ids[exact], "group_id": np.array(["exact:" + h[:16] for h in rows["h"][exact]],
-                                                                      dtype=object),
-                       "representative_id": reps[exact], "similarity": np.ones(int(exact.sum()))}
+        exact_rows = rows.filter(pa.array(exact))
+        exact_batch = pa.table({"item_id": exact_rows["id"], "group_id": exact_rows["group_id"],
+                                "representative_id": exact_rows["exact_rep"],
+                                "similarity": np.ones(exact_rows.num_rows)})
         with store.transaction() as con:
             con.execute("DELETE FROM duplicates")
             for kind, batch in (("exact", exact_batch), ("near", near_rows)):
@@ -69,88 +75,138 @@ def find_duplicates(store: Any, settings: Any) -> dict:
                 finally:
                     con.unregister("dup_batch")
     return {
-        "items": len(ids),
-        "exact": {"items": int(exact.sum()), "groups": len(set(reps[exact]))},
-        "near": {"items": len(near_rows["item_id"]), "groups": len(set(near_rows["representative_id"]))},
+        "items": rows.num_rows,
+        "exact": {"items": int(exact.sum()), "groups": len(pc.unique(exact_rows["exact_rep"]))},
+        "near": {"items": near_rows.num_rows, "groups": len(pc.unique(near_rows["representative_id"]))},
         "seconds": round(time.monotonic() - started, 2), **timings,
     }
 
 
-def signatures(texts: np.ndarray, shingle: int, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """(signatures uint32[n, num_perm], has_shingles bool[n]) for normalised texts."""
+def signatures(texts: Any, shingle: int, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """(signatures uint32[n, num_perm], has_shingles bool[n]) for normalised texts (strings or Arrow strings)."""
+    if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        texts = pa.array(texts, pa.string())
     sig = np.full((len(texts), num_perm), _MAX, dtype=np.uint32)
     for lo in range(0, len(texts), _BLOCK):
-        block = texts[lo:lo + _BLOCK]
-        lens = np.fromiter((len(t) for t in block), dtype=np.int64, count=len(block))
-        cps = np.frombuffer("".join(block).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        n_valid = np.maximum(lens - shingle + 1, 0)
-        if n_valid.sum() == 0:
-            continue
-        doc = np.repeat(np.arange(len(block)), n_valid)
-        starts = np.repeat(np.cumsum(lens) - lens, n_valid)
-        pos = starts + np.arange(len(doc)) - np.repeat(np.cumsum(n_valid) - n_valid, n_valid)
-        h = np.zeros(len(doc), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(shingle):
-                h = (h ^ cps[pos + j]) * np.uint64(0x100000001B3)
-            h = _mix(h)
-        part = sig[lo:lo + len(block)]  # a view: filled in place
-        np.minimum.at(part.reshape(-1), doc * num_perm + (h % np.uint64(num_perm)).astype(np.int64),
-                      (h >> np.uint64(32)).astype(np.uint32))
-        _densify(part, (part != _MAX).any(axis=1))
+        _sign_block(texts.slice(lo, _BLOCK), shingle, sig[lo:lo + _BLOCK])
     return sig, (sig != _MAX).any(axis=1)
 
 
+def _sign_block(block: pa.Array | pa.ChunkedArray, shingle: int, part: np.ndarray) -> None:
+    """Fill `part` (a view of the signatures) with the block's signatures."""
+    num_perm = part.shape[1]
+    cps, lens = _code_points(block)
+    n_valid = np.maximum(lens - shingle + 1, 0)
+    if n_valid.sum() == 0:
+        return
+    # hash the shingle at every position of the joined block (slices, not gathers), then keep those inside a text
+    m = len(cps) - shingle + 1
+    h = cps[:m].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h *= _FNV
+        for j in range(1, shingle):
+            h ^= cps[j:j + m]
+            h *= _FNV
+    inside = np.ones(len(cps), dtype=bool)
+    ends = np.cumsum(lens)
+    for j in range(1, shingle):
+        inside[ends[lens >= j] - j] = False
+    h = _mix(h[inside[:m]])
+    halves = h.view(np.uint32)  # little-endian: the low then the high 32 bits of each hash
+    slot = np.repeat(np.arange(len(lens)) * num_perm, n_valid)
+    if num_perm & (num_perm - 1) == 0:  # a power of two: a mask, not a (slow) 64-bit modulo
+        slot += halves[0::2] & np.uint32(num_perm - 1)
+    else:
+        slot += (h % np.uint64(num_perm)).astype(np.int64)
+    np.minimum.at(part.reshape(-1), slot, halves[1::2])
+    _densify(part, (part != _MAX).any(axis=1))
+
+
+def _code_points(block: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(code points of the block's texts joined; characters per text), without a Python string per text."""
+    parts = []
+    for chunk in (block.chunks if isinstance(block, pa.ChunkedArray) else [block]):
+        width = np.int64 if chunk.type == pa.large_string() else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
+        if len(chunk):
+            parts.append(str(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]], "utf-8"))
+    cps = np.frombuffer("".join(parts).encode("utf-32-le"), dtype=np.uint32)
+    return cps, pc.utf8_length(block).to_numpy().astype(np.int64)
+
+
 def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads FNV's weak low bits so bins and values are independent."""
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
+    """splitmix64's finaliser, in place: spreads FNV's weak low bits so bins and values are independent."""
+    tmp = np.empty_like(h)
+    with np.errstate(over="ignore"):
+        for mul in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, None):
+            h ^= np.right_shift(h, np.uint64(33), out=tmp)
+            if mul is not None:
+                h *= np.uint64(mul)
+    return h
 
 
 def _densify(sig: np.ndarray, has: np.ndarray) -> None:
     """An empty bin borrows the next non-empty bin to its right (salted by distance), so short texts
-    still compare bin for bin (Shrivastava's densified one-permutation hashing)."""
-    empty = (sig == _MAX) & has[:, None]
+    still compare bin for bin (Shrivastava's densified one-permutation hashing). Round `shift` looks
+    `shift` bins ahead and sees bins filled in earlier rounds; only the still-empty bins are visited."""
+    p = sig.shape[1]
+    flat, empty = sig.reshape(-1), ((sig == _MAX) & has[:, None]).reshape(-1)
+    pos = np.flatnonzero(empty)
+    row, col = pos - pos % p, pos % p
     shift = 1
-    while empty.any() and shift < sig.shape[1]:
-        donor = np.roll(sig, -shift, axis=1)
-        take = empty & (donor != _MAX) & (np.roll(empty, -shift, axis=1) == False)  # noqa: E712
-        sig[take] = donor[take] ^ np.uint32((0x9E3779B1 * shift) & 0xFFFFFFFF)
-        empty &= ~take
+    while len(pos) and shift < p:
+        donor = row + (col + shift) % p
+        take = (flat[donor] != _MAX) & ~empty[donor]
+        flat[pos[take]] = flat[donor[take]] ^ np.uint32((0x9E3779B1 * shift) & 0xFFFFFFFF)
+        empty[pos[take]] = False
+        pos, row, col = pos[~take], row[~take], col[~take]
         shift += 1
 
 
 def candidate_pairs(sig: np.ndarray, rows_per_band: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) sharing at least one LSH band; each bucket is linked as a star on its first member."""
+    """Pairs (i, j) sharing at least one LSH band; each bucket is linked as a star on its smallest member."""
     n, num_perm = sig.shape
     found = []
     for b in range(num_perm // rows_per_band if n > 1 else 0):
+        band = np.ascontiguousarray(sig[:, b * rows_per_band:(b + 1) * rows_per_band])  # faster than strided columns
         h = np.full(n, b, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            for j in range(b * rows_per_band, (b + 1) * rows_per_band):
-                h = (h ^ sig[:, j].astype(np.uint64)) * np.uint64(0x100000001B3)
-        order = np.argsort(h, kind="stable")
+            for j in range(rows_per_band):
+                h ^= band[:, j]
+                h *= _FNV
+        order = np.argsort(h)  # not stable (much faster): the leader is each bucket's minimum instead
         hs = h[order]
-        first = np.r_[True, hs[1:] != hs[:-1]]
-        leader = order[np.flatnonzero(first)[np.cumsum(first) - 1]]
-        linked = ~first
+        starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
+        leader = np.repeat(np.minimum.reduceat(order, starts), np.diff(np.r_[starts, n]))
+        linked = order != leader
         found.append(leader[linked] * n + order[linked])
     if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    keys = sorted_unique(np.concatenate(found))
-    return keys // n, keys % n
+    return np.divmod(sorted_unique(np.concatenate(found)), n)
 
 
-def similarity(sig: np.ndarray, a: np.ndarray, b: np.ndarray, step: int = 200_000) -> np.ndarray:
+def similarity(sig: np.ndarray, a: np.ndarray, b: np.ndarray, step: int = 50_000) -> np.ndarray:
     """Estimated Jaccard similarity of each pair, a slice at a time: millions of candidate pairs would
     otherwise gather gigabytes of signature rows at once."""
-    out = np.empty(len(a))
-    for lo in range(0, len(a), step):
-        out[lo:lo + step] = (sig[a[lo:lo + step]] == sig[b[lo:lo + step]]).mean(axis=1)
+    return _matches(sig, a, b, step) / sig.shape[1]
+
+
+def _matches(sig: np.ndarray, a: np.ndarray, b: np.ndarray, step: int = 50_000) -> np.ndarray:
+    out = np.empty(len(a), dtype=np.int64)
+    for lo in range(0, len(a), step):  # np.take gathers rows about twice as fast as sig[a]
+        out[lo:lo + step] = np.count_nonzero(np.take(sig, a[lo:lo + step], axis=0) ==
+                                             np.take(sig, b[lo:lo + step], axis=0), axis=1)
     return out
+
+
+def _similar_pairs(sig: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs at `threshold` or above. Most candidates share one band and little else: the first half of
+    the signature rules them out (even all of the second half matching would not reach the threshold)."""
+    num_perm, half = sig.shape[1], sig.shape[1] // 2
+    maybe = (_matches(np.ascontiguousarray(sig[:, :half]), a, b) + (num_perm - half)) / num_perm >= threshold
+    a, b = a[maybe], b[maybe]
+    ok = similarity(sig, a, b) >= threshold
+    return a[ok], b[ok]
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -167,25 +223,22 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def _near_groups(ids: np.ndarray, texts: np.ndarray, scores: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
+def _near_groups(ids: pa.Array, texts: pa.Array, scores: np.ndarray, cfg: Any) -> pa.Table:
     sig, has = signatures(texts, cfg.dedup_shingle_chars, cfg.dedup_num_perm)
     # 4 rows per band puts the LSH threshold near 0.5, so pairs at the configured (higher) similarity are
     # almost never missed; each candidate is then checked against its estimated similarity.
     a, b = candidate_pairs(sig, 4)
     ok = has[a] & has[b]
-    a, b = a[ok], b[ok]
-    sim = similarity(sig, a, b)
-    a, b = a[sim >= cfg.dedup_near_threshold], b[sim >= cfg.dedup_near_threshold]
+    a, b = _similar_pairs(sig, a[ok], b[ok], cfg.dedup_near_threshold)
     members = sorted_unique(np.concatenate([a, b]))
-    if not len(members):
-        empty = np.empty(0, dtype=object)
-        return {"item_id": empty, "group_id": empty, "representative_id": empty, "similarity": np.empty(0)}
     local = np.searchsorted(members, np.concatenate([a, b]))
     labels = components(len(members), local[:len(a)], local[len(a):])
     # Best score first within each group; the id order of `ids` breaks ties.
     order = np.lexsort((members, -scores[members], labels))
-    first = np.r_[True, labels[order][1:] != labels[order][:-1]]
-    rep_of_label = dict(zip(labels[order][first], members[order][first]))
-    rep = np.array([rep_of_label[lab] for lab in labels])
-    return {"item_id": ids[members], "group_id": np.array(["near:" + r for r in ids[rep]], dtype=object),
-            "representative_id": ids[rep], "similarity": similarity(sig, members, rep)}
+    first = np.r_[True, labels[order][1:] != labels[order][:-1]] if len(order) else np.empty(0, bool)
+    rep_of_label = np.empty(len(members), dtype=np.int64)
+    rep_of_label[labels[order][first]] = members[order][first]
+    rep = rep_of_label[labels]
+    rep_ids = ids.take(rep)
+    return pa.table({"item_id": ids.take(members), "group_id": pc.binary_join_element_wise("near:", rep_ids, ""),
+                     "representative_id": rep_ids, "similarity": similarity(sig, members, rep)})
