@@ -200,3 +200,38 @@ def test_verify_dispatches_on_the_manifest_kind(tmp_path):
     (folder / "adapter_model.safetensors").write_bytes(b"tampered")
     result = runner.invoke(app, ["verify", str(folder)])
     assert result.exit_code == 1 and "adapter_model.safetensors: changed" in result.stderr
+
+
+def test_parquet_bytes_do_not_depend_on_how_the_store_cut_its_batches(tmp_path):
+    """The store's batches vary with its thread count and the batch size; a Parquet file's pages must not."""
+    import random
+
+    import pyarrow as pa
+
+    from stillroom.curate.exporters.parquet import Parquet
+
+    r = random.Random(5)
+    n = 6000  # several MB of text: more than one data page per column chunk
+    table = pa.table({"id": [f"itm_{i:05d}" for i in range(n)], "task": ["qa"] * n, "messages": ["[]"] * n,
+                      "meta": [None] * n, "question": [f"问题{i}？" for i in range(n)],
+                      "answer": ["".join(r.choices("报销审批财务部门票据出差住宿交通标准0123456789", k=400)) for _ in range(n)]})
+    cuts = {"whole": table.to_batches(), "777": table.to_batches(777),
+            "uneven": [table.slice(a, b - a).to_batches()[0] for a, b in [(0, 2880), (2880, 2881), (2881, n)]]}
+    files = {}
+    for name, batches in cuts.items():
+        assert Parquet().write(tmp_path / f"{name}.parquet", iter(batches)) == n
+        files[name] = (tmp_path / f"{name}.parquet").read_bytes()
+    assert files["whole"] == files["777"] == files["uneven"]
+    assert pq.read_table(tmp_path / "777.parquet").equals(table.cast(pq.read_table(tmp_path / "777.parquet").schema))
+
+
+def test_an_item_whose_messages_are_not_a_list_is_named_and_nothing_is_written(approved, tmp_path):
+    _, store, settings, ids = approved
+    with store.transaction() as con:
+        con.execute("UPDATE items SET messages = '{\"role\": \"user\"}' WHERE id = ?", [ids["passing"][3]])
+    for fmt in ("openai", "sharegpt"):
+        with pytest.raises(StillroomError, match=f"item {ids['passing'][3]}: messages are not a JSON list.*nothing "
+                                                 "was written"):
+            export_snapshot(store, settings, fmt, tmp_path / fmt)
+        assert not (tmp_path / fmt).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]

@@ -10,15 +10,18 @@ manifest whose time is the time of the newest state it reflects, not the wall cl
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
+import duckdb
+
 from stillroom import __version__
 from stillroom.curate import gates, quotas, sampling
-from stillroom.curate.exporters import EXPORTERS, Exporter
+from stillroom.curate.exporters import EXPORTERS, NOT_A_LIST, Exporter
 from stillroom.curate.state import utcnow
 from stillroom.errors import StillroomError, UsageError
 from stillroom.ids import content_id, file_sha256
@@ -27,13 +30,13 @@ SPLITS = ("train", "val", "test")
 
 # The selection already names each item's current revision: no second pass over scores and decisions.
 _ROWS = """
-SELECT {projection} FROM (
-  SELECT i.id, i.task, coalesce(r.messages, i.messages) AS messages, i.meta,
+SELECT split, {projection} FROM (
+  SELECT p.split, i.id, i.task, coalesce(r.messages, i.messages) AS messages, i.meta,
          coalesce(r.question, i.question) AS question, coalesce(r.answer, i.answer) AS answer
   FROM selection s JOIN split_of p USING (document_id) JOIN items i ON i.id = s.id
   LEFT JOIN item_revisions r ON r.item_id = s.id AND r.revision = s.revision
-  WHERE s.dropped IS NULL AND p.split = ?)
-ORDER BY id
+  WHERE s.dropped IS NULL)
+ORDER BY split, id
 """
 
 
@@ -57,7 +60,13 @@ def export_snapshot(store: Any, settings: Any, fmt: str, out: Path, *, split: li
                 raise StillroomError(f"quality gate(s) failed: {', '.join(failing)} — run `stillroom curate` to see "
                                      "them, review the queue, or export with --force (recorded in the manifest)")
             counts = _assign_splits(con, shares, seed)
-            files = _write_splits(con, settings, exporter, tmp, counts)
+            try:
+                files = _write_splits(con, settings, exporter, tmp, counts)
+            except duckdb.InvalidInputException as e:
+                if NOT_A_LIST not in str(e):
+                    raise
+                raise StillroomError(str(e).split("Error: ", 1)[-1] + " — fix it with `stillroom review` (edit or "
+                                     "reject the item), then export again; nothing was written") from None
             manifest = _manifest(con, store, settings, fmt, shares, seed, files, gate_rows, failing, force, mix)
             con.execute("DROP TABLE IF EXISTS selection; DROP TABLE IF EXISTS split_of")
         _finish(tmp, manifest, exporter)
@@ -94,32 +103,49 @@ def _assign_splits(con: Any, shares: list[float], seed: int) -> dict[str, int]:
     total = sum(n for _, n in docs)
     target = {name: s * total for name, s in zip(SPLITS, shares)}
     counts = {name: 0 for name in wanted}
-    rows = []
+    choices = []
     for i, (doc, n) in enumerate(docs):
         empty = [s for s in wanted if counts[s] == 0]
         pool = empty if len(docs) - i <= len(empty) else wanted  # the last documents go where a split is still empty
         choice = max(pool, key=lambda s: (target[s] - counts[s], -wanted.index(s)))
         counts[choice] += n
-        rows.append((doc, choice))
-    con.execute("CREATE OR REPLACE TEMP TABLE split_of (document_id VARCHAR, split VARCHAR)")
-    con.executemany("INSERT INTO split_of VALUES (?, ?)", rows)
+        choices.append(choice)
+    con.execute("CREATE OR REPLACE TEMP TABLE split_of AS SELECT unnest(?::VARCHAR[]) AS document_id, "
+                "unnest(?::VARCHAR[]) AS split", [[doc for doc, _ in docs], choices])
     return counts
 
 
-def _batches(con: Any, settings: Any, exporter: Exporter, split: str) -> Iterator[Any]:
-    """Arrow batches of one split. Nothing else may run on `con` while this streams (temp tables are per
-    connection, so a second cursor cannot see `selection`); the writers only consume it."""
-    sql = _ROWS.format(projection=exporter.projection)
-    yield from con.sql(sql, params=[split]).to_arrow_reader(settings.export.batch_size)
+def _split_batches(con: Any, settings: Any, exporter: Exporter) -> Iterator[tuple[str, Iterator]]:
+    """Each split with its Arrow batches, to be read in turn. Nothing else may run on `con` while this streams
+    (temp tables are per connection, so a second cursor cannot see `selection`); the writers only consume it."""
+    stream = con.sql(_ROWS.format(projection=exporter.projection)).to_arrow_reader(settings.export.batch_size)
+    for split, runs in itertools.groupby(_runs(stream), key=lambda run: run[0]):
+        yield split, (batch for _, batch in runs)
+
+
+def _runs(stream: Any) -> Iterator[tuple[str, Any]]:
+    """(split, batch without its split column) pieces of a stream sorted by split; a batch may hold two splits."""
+    import pyarrow.compute as pc
+
+    for batch in stream:
+        col, rest, start = batch.column(0), batch.drop_columns([batch.schema.names[0]]), 0
+        while start < batch.num_rows:
+            split = col[start].as_py()
+            end = start + pc.sum(pc.equal(col.slice(start), split)).as_py()  # sorted: one split's rows are together
+            yield split, rest.slice(start, end - start)
+            start = end
 
 
 def _write_splits(con: Any, settings: Any, exporter: Exporter, tmp: Path, counts: dict[str, int]) -> dict[str, dict]:
     files = {}
-    for split in counts:
+    for split, batches in _split_batches(con, settings, exporter):
         name = f"{split}{exporter.suffix}"
-        n = exporter.write(tmp / name, _batches(con, settings, exporter, split))
-        files[split] = {"file": name, "count": n}
-    return files
+        files[split] = {"file": name, "count": exporter.write(tmp / name, batches)}
+    for split in counts:  # _assign_splits gives each split items; should one have none, it still gets its file
+        if split not in files:
+            name = f"{split}{exporter.suffix}"
+            files[split] = {"file": name, "count": exporter.write(tmp / name, iter(()))}
+    return {split: files[split] for split in counts}  # in the manifest's order
 
 
 def _manifest(con: Any, store: Any, settings: Any, fmt: str, shares: list[float], seed: int, files: dict,

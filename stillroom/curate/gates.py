@@ -14,8 +14,11 @@ from typing import Any
 
 from stillroom.curate.state import state_sql
 
+# Each item's flags are worked out before the join, so the join carries no text. ltrim(x) is empty exactly when
+# trim(x) is (both strip the same spaces), and ltrim stops at the first other character where trim reads it all.
 _RATES = """
-WITH st AS (SELECT id, revision, status, question, answer, status <> 'duplicate' AS u,
+WITH st AS (SELECT id, revision, status, status <> 'duplicate' AS u,
+                   coalesce(ltrim(question), '') <> '' AND coalesce(ltrim(answer), '') <> '' AS has_fields,
                    task = 'json_task' OR coalesce(json_exists(meta, '$.json_schema'), false) AS is_json,
                    coalesce(json_array_length(meta -> '$.template'), 0) > 0
                      AND NOT coalesce(TRY_CAST(meta ->> '$.refusal' AS BOOLEAN), false) AS is_tpl
@@ -29,7 +32,7 @@ SELECT
   count(*) FILTER (WHERE u AND st.is_json),
   count(*) FILTER (WHERE u AND st.is_json AND NOT coalesce(f.fmt_fail, false)),
   count(*) FILTER (WHERE u),
-  count(*) FILTER (WHERE u AND coalesce(trim(st.question), '') <> '' AND coalesce(trim(st.answer), '') <> ''),
+  count(*) FILTER (WHERE u AND st.has_fields),
   count(*) FILTER (WHERE u AND st.is_tpl),
   count(*) FILTER (WHERE u AND st.is_tpl AND NOT coalesce(f.fmt_fail, false)),
   count(f.num_fail) FILTER (WHERE u),

@@ -13,11 +13,14 @@ from typing import Any
 
 from stillroom.curate.state import state_sql
 
+# Best first: a human approval ranks above any score. Sorted only where a quota drops items, not for every pool.
+BEST_FIRST = "status = 'approved' DESC, score DESC, id"
+WORST_FIRST = "status = 'approved', score, id DESC"
+
 _POOL = """
 CREATE OR REPLACE TEMP TABLE selection AS
 SELECT id, revision, document_id, document, task, prompt_hash, has_figures, status,
-       row_number() OVER (ORDER BY status = 'approved' DESC, coalesce(overall, 0) DESC, id) AS rank,
-       CAST(NULL AS VARCHAR) AS dropped
+       coalesce(overall, 0) AS score, CAST(NULL AS VARCHAR) AS dropped
 FROM ({state}) WHERE status IN ('approved', 'auto_approved')
 """
 
@@ -46,7 +49,7 @@ def _live(con: Any, predicate: str = "true") -> int:
 def _drop_worst(con: Any, predicate: str, n: int, why: str) -> None:
     if n > 0:
         con.execute(f"""UPDATE selection SET dropped = ? WHERE id IN (
-            SELECT id FROM selection WHERE dropped IS NULL AND ({predicate}) ORDER BY rank DESC LIMIT {int(n)})""",
+            SELECT id FROM selection WHERE dropped IS NULL AND ({predicate}) ORDER BY {WORST_FIRST} LIMIT {int(n)})""",
                     [why])
 
 
@@ -69,9 +72,9 @@ def _cap_documents(con: Any, share: float, shortfalls: list[str]) -> None:
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if mid <= share * kept(mid) else (lo, mid - 1)
-    con.execute("""UPDATE selection SET dropped = 'document_cap' WHERE id IN (
-        SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY document_id ORDER BY rank) AS r FROM selection)
-        WHERE r > ?)""", [lo])
+    con.execute(f"""UPDATE selection SET dropped = 'document_cap' WHERE id IN (
+        SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY document_id ORDER BY {BEST_FIRST}) AS r
+                        FROM selection) WHERE r > ?)""", [lo])
 
 
 def _at_most(con: Any, predicate: str, share: float, why: str) -> None:
@@ -99,7 +102,8 @@ def _report(con: Any, q: Any, targets: list, shortfalls: list[str]) -> dict:
         n = _live(con, predicate)
         if total and n < share * total and not any(s.startswith(label) for s in shortfalls):
             shortfalls.append(f"{label}: {n / total:.1%} after selection, target ≥ {share:.0%}")
-    dropped = dict(con.execute("SELECT dropped, count(*) FROM selection WHERE dropped IS NOT NULL GROUP BY 1").fetchall())
+    dropped = dict(con.execute("SELECT dropped, count(*) FROM selection WHERE dropped IS NOT NULL GROUP BY 1 "
+                                "ORDER BY 1").fetchall())
     by_task = dict(con.execute("SELECT task, count(*) FROM selection WHERE dropped IS NULL GROUP BY 1 ORDER BY 1")
                    .fetchall())
     top_doc = con.execute("SELECT count(*) FROM selection WHERE dropped IS NULL GROUP BY document_id "

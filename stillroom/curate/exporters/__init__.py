@@ -20,6 +20,14 @@ EXPORTERS: Registry[type["Exporter"]] = Registry("export format", modules=tuple(
 
 BASE_COLUMNS = "id, task, messages::VARCHAR AS messages, meta::VARCHAR AS meta, question, answer"
 
+# Each turn's role and content as text (a number or object as its JSON), the messages parsed once per item;
+# a turn is then read as `m.role`, `m.content` inside list_transform, which keeps a null turn as nulls. Messages that
+# are not a list stop the export with a message naming the item (`NOT_A_LIST` marks it for export.py).
+NOT_A_LIST = "messages are not a JSON list of turns"
+TURNS = ("CASE WHEN coalesce(json_type(messages), 'NULL') IN ('ARRAY', 'NULL') "
+         "THEN from_json(messages, '[{\"role\": \"VARCHAR\", \"content\": \"VARCHAR\"}]') "
+         f"ELSE error('item ' || id || ': {NOT_A_LIST}') END")
+
 
 class Exporter:
     """Subclass, give `line_sql` or implement `record`, register with @EXPORTERS.register(name)."""
@@ -38,21 +46,35 @@ class Exporter:
     def write(self, path: Path, batches: Iterable[Any]) -> int:
         """JSON Lines from Arrow record batches; the same items give the same bytes, whatever the batch size."""
         n = 0
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
+        with open(path, "wb") as f:
             for batch in batches:
+                if not batch.num_rows:
+                    continue
                 if self.line_sql:
-                    lines = batch.column(0).to_pylist()
+                    f.write(_utf8_lines(batch.column(0)))
                 else:
-                    lines = [json.dumps(self.record(item), ensure_ascii=False, separators=(",", ":"))
-                             for item in items_of(batch)]
-                if lines:
-                    f.write("\n".join(lines) + "\n")
-                n += len(lines)
+                    f.write("".join(json.dumps(self.record(item), ensure_ascii=False, separators=(",", ":")) + "\n"
+                                    for item in items_of(batch)).encode("utf-8"))
+                n += batch.num_rows
         return n
 
     def extra_files(self, splits: dict[str, str]) -> dict[str, Any]:
         """Files beside the splits (name → JSON-able content); `splits` maps split name → file name."""
         return {}
+
+
+def _utf8_lines(column: Any) -> memoryview:
+    """The strings of an Arrow column, each followed by a newline, as the UTF-8 bytes Arrow already holds."""
+    import pyarrow.compute as pc
+
+    import pyarrow as pa
+
+    if column.type not in (pa.string(), pa.large_string()):
+        column = column.cast(pa.large_string())
+    lines = pc.binary_join_element_wise(column, "", "\n")
+    _, offsets, data = lines.buffers()
+    offsets = memoryview(offsets).cast("q" if lines.type == pa.large_string() else "i")
+    return memoryview(data)[offsets[lines.offset]:offsets[lines.offset + len(lines)]]
 
 
 def items_of(batch: Any) -> list[dict]:

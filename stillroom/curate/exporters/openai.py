@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stillroom.curate.exporters import EXPORTERS, Exporter, json_line
+from stillroom.curate.exporters import EXPORTERS, TURNS, Exporter, json_line
 
 # role and content only: whatever else a turn carries stays out of the training file
-MESSAGES = "list_transform(CAST(messages AS JSON[]), lambda m: {'role': m->>'role', 'content': m->>'content'})"
+MESSAGES = f"list_transform({TURNS}, lambda m: {{'role': m.role, 'content': m.content}})"
 
 
 @EXPORTERS.register("openai")

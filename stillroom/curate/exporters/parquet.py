@@ -1,7 +1,8 @@
 """Parquet: columns id, task, messages (JSON text), meta (JSON text), question, answer.
 
-Arrow batches from the store go straight into the file; row groups have a fixed size so the bytes do
-not depend on how the store was read.
+Arrow batches from the store go into the file a row group at a time: each row group has a fixed number of rows
+and is made contiguous before it is written, so the bytes do not depend on how the store cut its batches (which
+varies with its thread count and the batch size).
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ class Parquet(Exporter):
                 pending.append(batch.cast(schema))
                 held += batch.num_rows
                 n += batch.num_rows
-                if held >= ROW_GROUP:
+                while held >= ROW_GROUP:
                     table = pa.Table.from_batches(pending, schema)
-                    full = held - held % ROW_GROUP
-                    writer.write_table(table.slice(0, full), row_group_size=ROW_GROUP)
-                    pending, held = table.slice(full).to_batches(), held - full
+                    writer.write_table(table.slice(0, ROW_GROUP).combine_chunks(), row_group_size=ROW_GROUP)
+                    pending, held = table.slice(ROW_GROUP).to_batches(), held - ROW_GROUP
             if held or n == 0:
-                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP)
+                writer.write_table(pa.Table.from_batches(pending, schema).combine_chunks(), row_group_size=ROW_GROUP)
         return n

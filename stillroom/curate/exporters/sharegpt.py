@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stillroom.curate.exporters import EXPORTERS, Exporter, json_line
+from stillroom.curate.exporters import EXPORTERS, TURNS, Exporter, json_line
 
-CONVERSATIONS = ("list_transform(CAST(messages AS JSON[]), lambda m: {'from': CASE m->>'role' WHEN 'user' THEN 'human' "
-                 "WHEN 'assistant' THEN 'gpt' ELSE m->>'role' END, 'value': m->>'content'})")
+CONVERSATIONS = (f"list_transform({TURNS}, lambda m: {{'from': CASE m.role WHEN 'user' THEN 'human' "
+                 "WHEN 'assistant' THEN 'gpt' ELSE m.role END, 'value': m.content})")
 
 
 @EXPORTERS.register("sharegpt")
