@@ -334,10 +334,14 @@ def source_index(source: str) -> SourceIndex:
 
 
 def match_figures(answer: str, source: str) -> list[FigureMatch]:
-    """Each figure of `answer` with the span of `source` that states it, or no span: "not in source"."""
+    """Each figure of `answer` with the span of `source` that states it, or no span: "not in source". The source's
+    figures are indexed only for an answer that has some (many answers state no figure at all)."""
+    figures = find_figures(answer)
+    if not figures:
+        return []
     index = source_index(source or "")
     out = []
-    for fig in find_figures(answer):
+    for fig in figures:
         hit = index.find(fig)
         if hit is None:
             out.append(FigureMatch(fig, None))
