@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from stillroom.cli import app
 from stillroom.curate import reviews
 from stillroom.curate.export import export_snapshot
+from stillroom.curate.exporters import EXPORTERS, Exporter, with_ids
 from stillroom.curate.verify import verify_path
 from stillroom.errors import StillroomError, UnknownName, UsageError
 from stillroom.settings import validate_settings
@@ -235,3 +236,87 @@ def test_an_item_whose_messages_are_not_a_list_is_named_and_nothing_is_written(a
             export_snapshot(store, settings, fmt, tmp_path / fmt)
         assert not (tmp_path / fmt).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def _alpaca_record(item):
+    """The Python Alpaca exporter the SQL line replaced: the reference for its bytes."""
+    msgs = item["messages"]
+    system = [m["content"] for m in msgs if m["role"] == "system"]
+    turns = [m for m in msgs if m["role"] != "system"]
+    pairs = [(turns[i]["content"], turns[i + 1]["content"]) for i in range(0, len(turns) - 1, 2)]
+    *history, (instruction, output) = pairs or [(item["question"] or "", item["answer"] or "")]
+    body = {"id": item["id"], "task": item["task"], "instruction": instruction, "input": "", "output": output}
+    if system:
+        body["system"] = "\n".join(system)
+    if history:
+        body["history"] = [list(p) for p in history]
+    return {**body, **({"meta": item["meta"]} if item["meta"] else {})}
+
+
+def _turns(*turns):
+    return [{"role": {"u": "user", "a": "assistant", "s": "system"}[role], "content": c} for role, c in turns]
+
+
+def test_alpaca_lines_are_the_bytes_the_python_exporter_wrote(approved, tmp_path):
+    _, store, settings, _ = approved
+    tricky = 'q "x" \\ \\u001F\n\t\r\x00\x01\x0b\x1f\x7f \u2028 😀 中文 é / '
+    # messages (two system turns, an odd turn, escapes, no turns, numbers), meta, question, answer
+    cases = {
+        "itm_t0": (_turns(("s", "系统一"), ("u", "u1"), ("a", "a1"), ("s", "s2"), ("u", "u2"), ("a", "a2"),
+                           ("u", "dropped")), '{"k": {"n": [1, 2.50]}}', "q", "a"),
+        "itm_t1": (_turns(("u", tricky), ("a", tricky + "\\")), "{ }", None, None),
+        "itm_t2": (_turns(("s", tricky)), "null", None, "a"),
+        "itm_t3": ([], '{"u": "中\\u2028"}', tricky, None),
+        "itm_t4": (_turns(("u", 1.50), ("a", {"b": [1, None, True]}), ("u", None), ("a", 10**23 + 1)), "[]", "q", "a"),
+    }
+    with store.transaction() as con:
+        for iid, (msgs, meta, q, ans) in cases.items():
+            con.execute("INSERT INTO items (id, chunk_id, task, origin, question, answer, messages, meta) "
+                        "SELECT ?, chunk_id, 'multiturn', 'distill', ?, ?, ?, ? FROM items WHERE id = 'itm_multi'",
+                        [iid, q, ans, json.dumps(msgs, ensure_ascii=iid == "itm_t1"), meta])
+    set_score(store, list(cases), 0.95)
+    export_snapshot(store, settings, "alpaca", tmp_path / "a", split=[1.0, 0, 0], force=True)
+    text = (tmp_path / "a" / "train.jsonl").read_text("utf-8")
+    lines = {json.loads(line)["id"]: line for line in text.split("\n")[:-1]}  # not splitlines: U+2028 is in a line
+    for iid, (msgs, meta, q, ans) in {**cases, "itm_multi": (MULTI, '{"turns": 2}', "住宿标准？", "每天80元。")}.items():
+        item = {"id": iid, "task": "multiturn", "messages": msgs, "meta": json.loads(meta), "question": q,
+                "answer": ans}
+        assert lines[iid] == json.dumps(_alpaca_record(item), ensure_ascii=False, separators=(",", ":")), iid
+    assert json.loads(lines["itm_t0"])["history"] == [["u1", "a1"]] and "\\u001f" in lines["itm_t1"]
+
+
+@pytest.mark.parametrize("messages, why", [('[{"role": "user", "content": "q"}, 1]', "a turn is not an object"),
+                                           ('[{"role": "system", "content": 5}]', "a system turn whose content")])
+def test_alpaca_names_an_item_it_cannot_write(approved, tmp_path, messages, why):
+    _, store, settings, ids = approved
+    with store.transaction() as con:
+        con.execute("UPDATE items SET messages = ? WHERE id = ?", [messages, ids["passing"][2]])
+    with pytest.raises(StillroomError, match=f"item {ids['passing'][2]}: messages are not .*{why}.*nothing was "
+                                             "written"):
+        export_snapshot(store, settings, "alpaca", tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
+class _ChatML(Exporter):
+    def record(self, item: dict) -> dict:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in item["messages"])
+        return with_ids(item, {"text": text})
+
+
+@pytest.fixture
+def chatml(monkeypatch):
+    """A format added the `record(item)` way (docs/extending.md), registered for one test."""
+    EXPORTERS.names()  # the built-ins first
+    monkeypatch.setitem(EXPORTERS._items, "test_chatml", _ChatML)
+
+
+def test_a_format_written_in_python_gets_its_records_and_the_same_snapshot(approved, tmp_path, chatml):
+    """Every built-in format builds its lines in SQL; a plugin's `record` still gets one dict per item."""
+    _, store, settings, _ = approved
+    small = settings.model_copy(update={"export": settings.export.model_copy(update={"batch_size": 4})})
+    m = export_snapshot(store, small, "test_chatml", tmp_path / "a", seed=7)
+    records = {r["id"]: r for r in _all(tmp_path / "a", m)}
+    assert len(records) == m["counts"]["items"] == sum(s["count"] for s in m["splits"].values())
+    multi = records["itm_multi"]
+    assert multi["text"].startswith("<|im_start|>system\n你是财务助手。<|im_end|>\n") and multi["meta"] == {"turns": 2}
+    assert export_snapshot(store, settings, "test_chatml", tmp_path / "b", seed=7)["files"] == m["files"]

@@ -24,9 +24,31 @@ BASE_COLUMNS = "id, task, messages::VARCHAR AS messages, meta::VARCHAR AS meta, 
 # a turn is then read as `m.role`, `m.content` inside list_transform, which keeps a null turn as nulls. Messages that
 # are not a list stop the export with a message naming the item (`NOT_A_LIST` marks it for export.py).
 NOT_A_LIST = "messages are not a JSON list of turns"
-TURNS = ("CASE WHEN coalesce(json_type(messages), 'NULL') IN ('ARRAY', 'NULL') "
-         "THEN from_json(messages, '[{\"role\": \"VARCHAR\", \"content\": \"VARCHAR\"}]') "
-         f"ELSE error('item ' || id || ': {NOT_A_LIST}') END")
+
+
+def turns(content: str = "VARCHAR") -> str:
+    """SQL for the parsed turns, each content read as `content`: VARCHAR (a number or object as its JSON text), or
+    JSON (kept as itself, so that to_json writes it as json.dumps would)."""
+    return ("CASE WHEN coalesce(json_type(messages), 'NULL') IN ('ARRAY', 'NULL') "
+            f"THEN from_json(messages, '[{{\"role\": \"VARCHAR\", \"content\": \"{content}\"}}]') "
+            f"ELSE error('item ' || id || ': {NOT_A_LIST}') END")
+
+
+TURNS = turns()
+
+# to_json writes nine control characters as \u001F where json.dumps writes \u001f
+_UPPER_ESCAPES = ("000B", "000E", "000F", "001A", "001B", "001C", "001D", "001E", "001F")
+
+
+def lowercase_escapes(line: str) -> str:
+    r"""SQL for `line` (a JSON line) with json.dumps's lowercase \u escapes. Only a line holding \u00 is rewritten; its
+    escaped backslashes (\\) are set aside first (as chr(1), which to_json never writes raw), so that text such as a
+    literal backslash followed by u001F is left as it is."""
+    fixed = "replace(j, '\\\\', chr(1))"
+    for code in _UPPER_ESCAPES:
+        fixed = f"replace({fixed}, '\\u{code}', '\\u{code.lower()}')"
+    return (f"list_transform([{line}], lambda j: CASE WHEN contains(j, '\\u00') "
+            f"THEN replace({fixed}, chr(1), '\\\\') ELSE j END)[1]")
 
 
 class Exporter:
@@ -65,9 +87,8 @@ class Exporter:
 
 def _utf8_lines(column: Any) -> memoryview:
     """The strings of an Arrow column, each followed by a newline, as the UTF-8 bytes Arrow already holds."""
-    import pyarrow.compute as pc
-
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if column.type not in (pa.string(), pa.large_string()):
         column = column.cast(pa.large_string())
