@@ -79,7 +79,8 @@ def _score_rows(rows: Iterable[tuple]) -> Any:
 
 
 def _score_batch(batch: Any) -> Any:
-    """A worker's page: Arrow rows in (as `_ROWS` selects them), an Arrow table of score rows out."""
+    """A worker's page: Arrow rows in (as `_ROWS` selects them, chunk texts dictionary-encoded by `_pages`), an
+    Arrow table of score rows out."""
     *columns, chunk_text = batch.columns
     return _score_rows(zip(*(c.to_pylist() for c in columns), _shared_strings(chunk_text)))
 
