@@ -320,3 +320,22 @@ def test_a_format_written_in_python_gets_its_records_and_the_same_snapshot(appro
     multi = records["itm_multi"]
     assert multi["text"].startswith("<|im_start|>system\n你是财务助手。<|im_end|>\n") and multi["meta"] == {"turns": 2}
     assert export_snapshot(store, settings, "test_chatml", tmp_path / "b", seed=7)["files"] == m["files"]
+
+
+def test_every_json_lines_format_escapes_as_json_dumps_does(approved, tmp_path):
+    """DuckDB's to_json writes some control characters as \\u001F; json.dumps (and a `record` format) as \\u001f."""
+    _, store, settings, _ = approved
+    tricky = 'q "x" \\ \\u001F\n\t\r\x00\x01\x0b\x0e\x1a\x1f\x7f \u2028 😀 中文'
+    msgs = [{"role": "user", "content": tricky}, {"role": "assistant", "content": tricky + "\\"}]
+    with store.transaction() as con:
+        con.execute("INSERT INTO items (id, chunk_id, task, origin, question, answer, messages, meta) "
+                    "SELECT 'itm_esc', chunk_id, 'qa', 'distill', 'q', 'a', ?, NULL FROM items WHERE id = 'itm_multi'",
+                    [json.dumps(msgs)])
+    set_score(store, ["itm_esc"], 0.95)
+    for fmt, body in (("openai", {"messages": msgs}),
+                      ("sharegpt", {"conversations": [{"from": "human", "value": tricky},
+                                                      {"from": "gpt", "value": tricky + "\\"}]})):
+        export_snapshot(store, settings, fmt, tmp_path / fmt, split=[1.0, 0, 0], force=True)
+        lines = (tmp_path / fmt / "train.jsonl").read_text("utf-8").split("\n")[:-1]  # U+2028 is inside a line
+        line = next(x for x in lines if x.startswith('{"id":"itm_esc"'))
+        assert line == json.dumps({"id": "itm_esc", "task": "qa", **body}, ensure_ascii=False, separators=(",", ":"))

@@ -36,7 +36,7 @@ def turns(content: str = "VARCHAR") -> str:
 
 TURNS = turns()
 
-# to_json writes nine control characters as \u001F where json.dumps writes \u001f
+# to_json writes nine control characters as \u001F where json.dumps (and a `record` format) writes \u001f
 _UPPER_ESCAPES = ("000B", "000E", "000F", "001A", "001B", "001C", "001D", "001E", "001F")
 
 
@@ -59,8 +59,9 @@ class Exporter:
 
     @property
     def projection(self) -> str:
-        """What the store is asked for: the finished line, or the item columns for `record`/`write`."""
-        return f"{self.line_sql} AS line" if self.line_sql else BASE_COLUMNS
+        """What the store is asked for: the finished line (with json.dumps's escapes), or the item columns for
+        `record`/`write`."""
+        return f"{lowercase_escapes(self.line_sql)} AS line" if self.line_sql else BASE_COLUMNS
 
     def record(self, item: dict) -> dict:
         raise NotImplementedError

@@ -11,7 +11,7 @@ naming the item.
 
 from __future__ import annotations
 
-from stillroom.curate.exporters import EXPORTERS, NOT_A_LIST, Exporter, lowercase_escapes, turns
+from stillroom.curate.exporters import EXPORTERS, NOT_A_LIST, Exporter, turns
 
 
 def _stop(why: str) -> str:
@@ -49,4 +49,4 @@ LINE = (f"list_transform([coalesce({turns('JSON')}, [])], lambda ms: CASE WHEN {
 
 @EXPORTERS.register("alpaca")
 class Alpaca(Exporter):
-    line_sql = lowercase_escapes(LINE)
+    line_sql = LINE
