@@ -15,7 +15,6 @@ from stillroom.curate.state import state_sql
 
 # Best first: a human approval ranks above any score. Sorted only where a quota drops items, not for every pool.
 BEST_FIRST = "status = 'approved' DESC, score DESC, id"
-WORST_FIRST = "status = 'approved', score, id DESC"
 
 _POOL = """
 CREATE OR REPLACE TEMP TABLE selection AS
@@ -49,8 +48,8 @@ def _live(con: Any, predicate: str = "true") -> int:
 def _drop_worst(con: Any, predicate: str, n: int, why: str) -> None:
     if n > 0:
         con.execute(f"""UPDATE selection SET dropped = ? WHERE id IN (
-            SELECT id FROM selection WHERE dropped IS NULL AND ({predicate}) ORDER BY {WORST_FIRST} LIMIT {int(n)})""",
-                    [why])
+            SELECT id FROM selection WHERE dropped IS NULL AND ({predicate})
+            ORDER BY row_number() OVER (ORDER BY {BEST_FIRST}) DESC LIMIT {int(n)})""", [why])
 
 
 def _cap_documents(con: Any, share: float, shortfalls: list[str]) -> None:
