@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from stillroom.curate.arrow_text import utf8_data
 from stillroom.curate.scorers._grams import sorted_unique
 from stillroom.curate.state import CURRENT_REVISION
 
@@ -124,13 +125,9 @@ def _sign_block(block: pa.Array | pa.ChunkedArray, shingle: int, part: np.ndarra
 
 def _code_points(block: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(code points of the block's texts joined; characters per text), without a Python string per text."""
-    parts = []
-    for chunk in (block.chunks if isinstance(block, pa.ChunkedArray) else [block]):
-        width = np.int64 if chunk.type == pa.large_string() else np.int32
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
-        if len(chunk):
-            parts.append(str(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]], "utf-8"))
-    cps = np.frombuffer("".join(parts).encode("utf-32-le"), dtype=np.uint32)
+    chunks = block.chunks if isinstance(block, pa.ChunkedArray) else [block]
+    joined = "".join(str(utf8_data(chunk), "utf-8") for chunk in chunks)
+    cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     return cps, pc.utf8_length(block).to_numpy().astype(np.int64)
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from stillroom.curate.arrow_text import utf8_data
 from stillroom.registry import Registry
 
 EXPORTERS: Registry[type["Exporter"]] = Registry("export format", modules=tuple(
@@ -93,10 +94,7 @@ def _utf8_lines(column: Any) -> memoryview:
 
     if column.type not in (pa.string(), pa.large_string()):
         column = column.cast(pa.large_string())
-    lines = pc.binary_join_element_wise(column, "", "\n")
-    _, offsets, data = lines.buffers()
-    offsets = memoryview(offsets).cast("q" if lines.type == pa.large_string() else "i")
-    return memoryview(data)[offsets[lines.offset]:offsets[lines.offset + len(lines)]]
+    return utf8_data(pc.binary_join_element_wise(column, "", "\n"))
 
 
 def items_of(batch: Any) -> list[dict]:
