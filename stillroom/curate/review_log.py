@@ -71,12 +71,16 @@ def check_lease(con: Any, item_id: str, reviewer: str, now: datetime) -> None:
                              "take the next item instead")
 
 
+def _review_id(item_id: str, reviewer: str, seq: int) -> str:
+    return content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
+
+
 _INSERT = "INSERT INTO reviews (id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, created_at) "
 
 
 def append(con: Any, item_id: str, revision: int, reviewer: str, decision: str, reason_code: str | None,
            note: str | None, undoes: str | None = None, *, seq: int, at: datetime | None = None) -> str:
-    review_id = content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
+    review_id = _review_id(item_id, reviewer, seq)
     con.execute(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [review_id, item_id, revision, reviewer, decision, reason_code, note, undoes, seq, at or utcnow()])
     return review_id
@@ -85,7 +89,7 @@ def append(con: Any, item_id: str, revision: int, reviewer: str, decision: str, 
 def append_current(con: Any, item_id: str, reviewer: str, decision: str, reason_code: str | None,
                    note: str | None, *, seq: int, at: datetime) -> tuple[str, int]:
     """`append` on the item's current revision, looked up by the INSERT. Returns the decision's id and the revision."""
-    review_id = content_id("dec", {"item": item_id, "reviewer": reviewer, "seq": seq})
+    review_id = _review_id(item_id, reviewer, seq)
     revision = con.execute(
         _INSERT + "SELECT $rid, $id, (SELECT coalesce(max(revision), 0) FROM item_revisions WHERE item_id = $id), "
         "$who, $decision, $reason, $note, NULL, $seq, $at RETURNING revision",
