@@ -164,9 +164,29 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def run(n: int, keep: Path | None, skip_score: bool = False) -> dict:
+def constant_scorers(curate, names: list[str]) -> None:
+    """Swap each named scorer in `curate` settings for one that gives every item the same score: the pass keeps its
+    reads, worker pages and score rows (one per scorer per item), so the difference in time is what the named
+    scorers cost. `["all"]` swaps every scorer: what remains is the pipeline around them."""
+    from stillroom.curate.scorers import SCORERS, Score, Scorer
+
+    same = Score(1.0, {"constant": True})
+    swap = set(curate.scorers) if names == ["all"] else set(names)
+    unknown = swap - set(curate.scorers)
+    if unknown:
+        raise SystemExit(f"--constant-scorers: {sorted(unknown)} not among the enabled scorers {curate.scorers}")
+    for name in swap:
+        if f"constant_{name}" not in SCORERS.names():
+            SCORERS.register(f"constant_{name}")(type(f"Constant_{name}", (Scorer,), {"score": lambda self, item: same}))
+    curate.weights = {(f"constant_{k}" if k in swap else k): w for k, w in curate.weights.items()}
+    curate.scorers = [f"constant_{k}" if k in swap else k for k in curate.scorers]
+
+
+def run(n: int, keep: Path | None, skip_score: bool = False, constant: list[str] | None = None) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"curate-scale-{n}-", dir=keep))
     project, _ = init_project(root)
+    if constant:
+        constant_scorers(project.settings.curate, constant)
     store = project.store()
     chunks, items, planted = generate(n)
     load(store, chunks, items)
@@ -213,7 +233,7 @@ def run(n: int, keep: Path | None, skip_score: bool = False) -> dict:
     for a, b in planted:
         ga, gb = (near.get(exact_rep.get(names(i), names(i))) for i in (a, b))
         found += ga is not None and ga == gb
-    result = {"n": n, "steps": {k: round(v, 2) for k, v in steps.items()},
+    result = {"n": n, **({"constant_scorers": constant} if constant else {}), "steps": {k: round(v, 2) for k, v in steps.items()},
               "total_s": round(sum(v for k, v in steps.items() if not k.startswith("  ")), 2),
               "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": round(os.getloadavg()[0], 1),
               "peak_rss_mib": round(sampler.peak / 1024),
@@ -238,9 +258,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,300000,1000000")
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated projects under this folder")
     ap.add_argument("--skip-score", action="store_true", help="stand-in scores: time dedup and sampling alone")
+    ap.add_argument("--constant-scorers", default="", metavar="NAMES",
+                    help="comma-separated scorers (or 'all') that give every item the same score: what they cost")
     args = ap.parse_args()
+    constant = [x for x in args.constant_scorers.split(",") if x]
     for n in (int(s) for s in args.sizes.split(",")):
-        print(json.dumps(run(n, args.keep, args.skip_score), ensure_ascii=False), flush=True)
+        print(json.dumps(run(n, args.keep, args.skip_score, constant), ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
