@@ -177,7 +177,8 @@ def constant_scorers(curate, names: list[str]) -> None:
         raise SystemExit(f"--constant-scorers: {sorted(unknown)} not among the enabled scorers {curate.scorers}")
     for name in swap:
         if f"constant_{name}" not in SCORERS.names():
-            SCORERS.register(f"constant_{name}")(type(f"Constant_{name}", (Scorer,), {"score": lambda self, item: same}))
+            cls = type(f"Constant_{name}", (Scorer,), {"score": lambda self, item: same})
+            SCORERS.register(f"constant_{name}")(cls)
     curate.weights = {(f"constant_{k}" if k in swap else k): w for k, w in curate.weights.items()}
     curate.scorers = [f"constant_{k}" if k in swap else k for k in curate.scorers]
 
@@ -233,7 +234,8 @@ def run(n: int, keep: Path | None, skip_score: bool = False, constant: list[str]
     for a, b in planted:
         ga, gb = (near.get(exact_rep.get(names(i), names(i))) for i in (a, b))
         found += ga is not None and ga == gb
-    result = {"n": n, **({"constant_scorers": constant} if constant else {}), "steps": {k: round(v, 2) for k, v in steps.items()},
+    result = {"n": n, **({"constant_scorers": constant} if constant else {}),
+              "steps": {k: round(v, 2) for k, v in steps.items()},
               "total_s": round(sum(v for k, v in steps.items() if not k.startswith("  ")), 2),
               "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": round(os.getloadavg()[0], 1),
               "peak_rss_mib": round(sampler.peak / 1024),
