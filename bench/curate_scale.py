@@ -175,12 +175,12 @@ def constant_scorers(curate, names: list[str]) -> None:
     unknown = swap - set(curate.scorers)
     if unknown:
         raise SystemExit(f"--constant-scorers: {sorted(unknown)} not among the enabled scorers {curate.scorers}")
-    for name in swap:
-        if f"constant_{name}" not in SCORERS.names():
-            cls = type(f"Constant_{name}", (Scorer,), {"score": lambda self, item: same})
-            SCORERS.register(f"constant_{name}")(cls)
-    curate.weights = {(f"constant_{k}" if k in swap else k): w for k, w in curate.weights.items()}
-    curate.scorers = [f"constant_{k}" if k in swap else k for k in curate.scorers]
+    renamed = {name: f"constant_{name}" for name in swap}
+    for new in renamed.values():
+        if new not in SCORERS.names():
+            SCORERS.register(new)(type(new, (Scorer,), {"score": lambda self, item: same}))
+    curate.weights = {renamed.get(k, k): w for k, w in curate.weights.items()}
+    curate.scorers = [renamed.get(k, k) for k in curate.scorers]
 
 
 def run(n: int, keep: Path | None, skip_score: bool = False, constant: list[str] | None = None) -> dict:
